@@ -1,0 +1,171 @@
+#include "controlplane/handshake_responder.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "common/packet_headers.hpp"
+
+namespace amt {
+
+namespace {
+bool contains(const std::vector<IpAddress>& list, const IpAddress& a) {
+    return std::find(list.begin(), list.end(), a) != list.end();
+}
+}  // namespace
+
+HandshakeResponder::HandshakeResponder(const EngineConfig& config, const SecretStore& secrets)
+    : config_(config),
+      secrets_(secrets),
+      secret_generation_(secrets.generation()),
+      snapshot_(secrets.snapshot()),
+      current_mac_(config.mac_algorithm, snapshot_.current),
+      previous_mac_(config.mac_algorithm, snapshot_.previous) {
+    limiter_.configure(config.limits.replies_per_second_per_source_ip,
+                       config.limits.reply_burst_per_source_ip);
+}
+
+void HandshakeResponder::reconfigure(const EngineConfig& config) {
+    config_ = config;
+    limiter_.configure(config.limits.replies_per_second_per_source_ip,
+                       config.limits.reply_burst_per_source_ip);
+}
+
+void HandshakeResponder::refresh_secrets() {
+    const uint64_t g = secrets_.generation();
+    if (g == secret_generation_) return;
+    snapshot_ = secrets_.snapshot();
+    secret_generation_ = snapshot_.generation;
+    current_mac_.set_secret(snapshot_.current);
+    previous_mac_.set_secret(snapshot_.previous);
+}
+
+bool HandshakeResponder::is_relay_address(const UdpEndpoint& dst) const {
+    return dst.port == amt_udp_port && contains(config_.relay_addresses, dst.ip);
+}
+
+bool HandshakeResponder::is_discovery_address(const UdpEndpoint& dst) const {
+    return dst.port == amt_udp_port && (contains(config_.relay_addresses, dst.ip) ||
+                                        contains(config_.discovery_addresses, dst.ip));
+}
+
+// Checks shared by both replies: never answer a martian, the relay itself, or a flooding source.
+bool HandshakeResponder::accept_reply_target(const Datagram& d, Time now) {
+    if (ParseError e = check_reply_source(d.src); e != ParseError::ok) {
+        counters_.malformed_input(e);
+        return false;
+    }
+    if (contains(config_.relay_addresses, d.src.ip) ||
+        contains(config_.discovery_addresses, d.src.ip)) {
+        counters_.drop(DropReason::source_is_relay_address);
+        return false;
+    }
+    if (!limiter_.allow(d.src.ip, now)) {
+        counters_.drop(DropReason::rate_limited);
+        return false;
+    }
+    return true;
+}
+
+void HandshakeResponder::answer_discovery(const Datagram& d, Time now, ReplySink& sink) {
+    Discovery disc;
+    if (ParseError e = parse_discovery(d.payload, disc); e != ParseError::ok) {
+        counters_.malformed_input(e);
+        return;
+    }
+    if (!is_discovery_address(d.dst)) {
+        counters_.drop(DropReason::not_for_relay_address);
+        return;
+    }
+    // Advertise a unicast relay address of the family the Discovery came over (§5.3.3.2).
+    const auto relay =
+        std::find_if(config_.relay_addresses.begin(), config_.relay_addresses.end(),
+                     [&](const IpAddress& a) { return a.family() == d.dst.ip.family(); });
+    if (relay == config_.relay_addresses.end()) {
+        counters_.drop(DropReason::no_relay_address_for_family);
+        return;
+    }
+    if (!accept_reply_target(d, now)) return;
+    uint8_t buf[advertisement_size_v6];
+    const size_t n = build_advertisement(buf, {disc.nonce, *relay});
+    counters_.sent[static_cast<size_t>(MessageType::relay_advertisement)].add();
+    sink.send_reply(d.dst, d.src, ByteView(buf, n));
+}
+
+void HandshakeResponder::respond(std::span<const Datagram> batch, Time now, ReplySink& sink) {
+    refresh_secrets();
+    std::array<PendingQuery, max_batch> pending;
+    size_t n = 0;
+    for (const Datagram& d : batch) {
+        MessageType type;
+        if (ParseError e = peek_message_type(d.payload, type); e != ParseError::ok) {
+            counters_.malformed_input(e);
+            continue;
+        }
+        if (type != MessageType::relay_discovery && type != MessageType::request) continue;
+        counters_.received[static_cast<size_t>(type)].add();
+        if (type == MessageType::relay_discovery) {
+            answer_discovery(d, now, sink);
+            continue;
+        }
+        Request req;
+        if (ParseError e = parse_request(d.payload, req); e != ParseError::ok) {
+            counters_.malformed_input(e);
+            continue;
+        }
+        if (!is_relay_address(d.dst)) {
+            counters_.drop(DropReason::not_for_relay_address);
+            continue;
+        }
+        if (!accept_reply_target(d, now)) continue;
+        pending[n++] = {&d, req.rfc_p() || (config_.accept_linux_p_flag && req.linux_p())};
+        if (n == pending.size()) {
+            send_queries(std::span(pending.data(), n), sink);
+            n = 0;
+        }
+    }
+    send_queries(std::span(pending.data(), n), sink);
+}
+
+void HandshakeResponder::send_queries(std::span<const PendingQuery> pending, ReplySink& sink) {
+    if (pending.empty()) return;
+    std::array<MacInput, max_batch> inputs;
+    std::array<ResponseMac, max_batch> macs;
+    for (size_t i = 0; i < pending.size(); ++i) {
+        inputs[i] = {pending[i].request->src, load_be32(pending[i].request->payload.data() + 4)};
+    }
+    current_mac_.compute_batch(std::span(inputs.data(), pending.size()),
+                               std::span(macs.data(), pending.size()));
+    const bool l_flag = refusing_new_endpoints();
+    for (size_t i = 0; i < pending.size(); ++i) {
+        const Datagram& d = *pending[i].request;
+        QueryFields q{.l_flag = l_flag,
+                      .mac = macs[i],
+                      .nonce = inputs[i].nonce,
+                      .query_family = pending[i].mld ? Family::ipv6 : Family::ipv4,
+                      .query = config_.query_parameters()};
+        if (config_.teardown) q.gateway = d.src;
+        uint8_t buf[128];
+        const size_t len = build_membership_query(buf, q);
+        counters_.sent[static_cast<size_t>(MessageType::membership_query)].add();
+        sink.send_reply(d.dst, d.src, ByteView(buf, len));
+    }
+}
+
+bool HandshakeResponder::mac_matches(const ResponseMac& expected, const ResponseMac& got) const {
+    if (!config_.cisco_mac_compat) return mac_equal(expected, got);
+    // IOS-XE 3.16/3.17 echo the last two octets wrong (checklist §3.2): compare four.
+    ResponseMac a = expected, b = got;
+    a[4] = a[5] = b[4] = b[5] = 0;
+    return mac_equal(a, b);
+}
+
+MacVerdict HandshakeResponder::verify(const MacInput& in, const ResponseMac& mac, Time now) {
+    refresh_secrets();
+    if (mac_matches(current_mac_.compute(in), mac)) return MacVerdict::current_secret;
+    if (now < snapshot_.previous_valid_until && mac_matches(previous_mac_.compute(in), mac)) {
+        return MacVerdict::previous_secret;
+    }
+    return MacVerdict::mismatch;
+}
+
+}  // namespace amt

@@ -1,0 +1,262 @@
+#include "controlplane/relay_engine.hpp"
+
+#include "common/packet_headers.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace amt {
+
+RelayEngine::RelayEngine(const EngineConfig& config, SecretStore& secrets, EngineSink& sink)
+    : config_(config), secrets_(secrets), sink_(sink), responder_(config, secrets), db_(sink) {}
+
+void RelayEngine::handle(const Datagram& d, Time now) {
+    handle_batch(std::span(&d, 1), now);
+}
+
+void RelayEngine::handle_batch(std::span<const Datagram> batch, Time now) {
+    // Discovery and Request go to the responder in groups, so their MACs are computed together.
+    std::array<Datagram, 64> handshakes;
+    size_t n = 0;
+    auto flush = [&] {
+        responder_.respond(std::span(handshakes.data(), n), now, sink_);
+        n = 0;
+    };
+    for (const Datagram& d : batch) {
+        MessageType type;
+        if (ParseError e = peek_message_type(d.payload, type); e != ParseError::ok) {
+            counters_.malformed_input(e);
+            continue;
+        }
+        switch (type) {
+            case MessageType::relay_discovery:
+            case MessageType::request:
+                handshakes[n++] = d;
+                if (n == handshakes.size()) flush();
+                break;
+            case MessageType::membership_update:
+                counters_.received[static_cast<size_t>(type)].add();
+                handle_update(d, now);
+                break;
+            case MessageType::teardown:
+                counters_.received[static_cast<size_t>(type)].add();
+                if (config_.teardown) {
+                    handle_teardown(d, now);
+                } else {
+                    counters_.drop(DropReason::teardown_disabled);
+                }
+                break;
+            default:  // Advertisement, Query, Data: never reflected (checklist §2.1)
+                counters_.received[static_cast<size_t>(type)].add();
+                counters_.drop(DropReason::unexpected_message_type);
+                break;
+        }
+    }
+    flush();
+}
+
+bool RelayEngine::authenticate(const MacInput& in, const ResponseMac& mac, EndpointId known,
+                               Time now) {
+    switch (responder_.verify(in, mac, now)) {
+        case MacVerdict::current_secret:
+            return true;
+        case MacVerdict::previous_secret:
+            counters_.mac_previous_secret.add();
+            return true;
+        case MacVerdict::mismatch:
+            break;
+    }
+    // Sticky MAC (checklist §8.2): VLC repeats its first nonce+MAC forever.
+    if (config_.sticky_mac && known != MembershipDb::no_endpoint) {
+        const EndpointRecord& rec = db_.endpoint(known);
+        if (rec.last_nonce == in.nonce && mac_equal(rec.last_mac, mac)) {
+            counters_.mac_sticky.add();
+            return true;
+        }
+    }
+    counters_.mac_failures.add();
+    counters_.drop(DropReason::mac_mismatch);
+    return false;
+}
+
+bool RelayEngine::report_needs_state(const MembershipReport& r) const {
+    switch (r.kind) {
+        case ReportKind::igmpv2_leave:
+        case ReportKind::mldv1_done:
+            return false;
+        case ReportKind::igmpv3_report:
+        case ReportKind::mldv2_report:
+            return r.num_records > 0;
+        default:
+            return true;
+    }
+}
+
+EndpointId RelayEngine::admit_new_endpoint(const Datagram& d, Time now) {
+    DropReason refused;
+    if (draining_) {
+        refused = DropReason::not_accepting_new_endpoints;
+    } else if (db_.endpoint_count() >= config_.limits.max_endpoints) {
+        refused = DropReason::endpoint_limit;
+    } else if (db_.endpoints_from(d.src.ip) >= config_.limits.max_endpoints_per_source_ip) {
+        refused = DropReason::source_ip_endpoint_limit;
+    } else {
+        return db_.create(d.src, d.dst, now, timeout());
+    }
+    counters_.drop(refused);
+    return MembershipDb::no_endpoint;
+}
+
+void RelayEngine::handle_update(const Datagram& d, Time now) {
+    if (!responder_.is_relay_address(d.dst)) {
+        counters_.drop(DropReason::not_for_relay_address);
+        return;
+    }
+    MembershipUpdate update;
+    MembershipReport report;
+    ParseError e = parse_membership_update(d.payload, update);
+    if (e == ParseError::ok) e = parse_membership_report(update.encapsulated, report);
+    if (e == ParseError::ok) e = check_reply_source(d.src);  // Data must never go there
+    if (e != ParseError::ok) {
+        counters_.malformed_input(e);
+        return;
+    }
+    EndpointId endpoint = db_.find(d.src);
+    if (endpoint == MembershipDb::no_endpoint && !report_needs_state(report)) {
+        counters_.drop(DropReason::empty_report_unknown_endpoint);
+        return;
+    }
+    if (!authenticate({d.src, update.nonce}, update.mac, endpoint, now)) return;
+    if (endpoint == MembershipDb::no_endpoint) {
+        endpoint = admit_new_endpoint(d, now);
+        if (endpoint == MembershipDb::no_endpoint) return;
+    }
+    db_.refresh(endpoint, now, timeout(), update.nonce, update.mac);
+    apply_report(endpoint, report);
+    db_.remove_if_empty(endpoint);
+    update_capacity_flag();
+}
+
+void RelayEngine::handle_teardown(const Datagram& d, Time now) {
+    if (!responder_.is_relay_address(d.dst)) {
+        counters_.drop(DropReason::not_for_relay_address);
+        return;
+    }
+    Teardown td;
+    if (ParseError e = parse_teardown(d.payload, td); e != ParseError::ok) {
+        counters_.malformed_input(e);
+        return;
+    }
+    // The MAC is over the old endpoint named in the message, not the outer source (§2.9).
+    const EndpointId endpoint = db_.find(td.gateway);
+    if (!authenticate({td.gateway, td.nonce}, td.mac, endpoint, now)) return;
+    if (endpoint == MembershipDb::no_endpoint) {
+        counters_.drop(DropReason::teardown_unknown_endpoint);
+        return;
+    }
+    db_.remove(endpoint);
+    update_capacity_flag();
+}
+
+void RelayEngine::apply_report(EndpointId e, const MembershipReport& report) {
+    if (!report.is_state_report()) {
+        apply_v1v2(e, report);
+        return;
+    }
+    GroupRecord record;
+    for (RecordIterator it = report.records(); it.next(record);)
+        apply_v3_record(e, record);
+}
+
+bool RelayEngine::group_allowed(const IpAddress& group, bool v1v2, bool exclude) {
+    if (check_group_address(group) != ParseError::ok) {
+        counters_.drop(DropReason::bad_group_address);
+        return false;
+    }
+    if (group.is_ssm() && (v1v2 || exclude)) {
+        counters_.drop(v1v2 ? DropReason::ssm_v1v2_ignored : DropReason::ssm_exclude_ignored);
+        return false;
+    }
+    if (!group.is_ssm() && !config_.asm_enabled) {
+        counters_.drop(DropReason::asm_disabled);
+        return false;
+    }
+    return true;
+}
+
+void RelayEngine::apply_change(EndpointId e, const IpAddress& group, RecordType type,
+                               std::span<const IpAddress> sources, bool older_version_host) {
+    const GroupMembership* current = db_.find_group(e, group);
+    GroupMembership next = current ? *current : GroupMembership{.group = group};
+    next.older_version_host |= older_version_host;
+    if (!apply_record(next, type, sources, config_.limits.max_sources_per_group)) {
+        counters_.drop(DropReason::source_limit);
+    }
+    if (current != nullptr && *current == next) return;
+    if (current == nullptr && next.empty()) return;
+    if (current == nullptr &&
+        db_.endpoint(e).groups.size() >= config_.limits.max_groups_per_endpoint) {
+        counters_.drop(DropReason::group_limit);
+        return;
+    }
+    db_.set_group(e, next);
+}
+
+void RelayEngine::apply_v1v2(EndpointId e, const MembershipReport& report) {
+    if (!group_allowed(report.group, true, false)) return;
+    const bool join =
+        report.kind == ReportKind::igmpv2_report || report.kind == ReportKind::mldv1_report;
+    // IGMPv2/MLDv1 Report = IS_EX{}, Leave/Done = TO_IN{} (3376 §7.3.2, 3810 §8.3.2).
+    apply_change(e, report.group,
+                 join ? RecordType::mode_is_exclude : RecordType::change_to_include, {}, join);
+}
+
+void RelayEngine::apply_v3_record(EndpointId e, const GroupRecord& record) {
+    if (!is_known_record_type(record.type)) {
+        counters_.drop(DropReason::unknown_record_type);
+        return;
+    }
+    const auto type = static_cast<RecordType>(record.type);
+    const bool exclude =
+        type == RecordType::mode_is_exclude || type == RecordType::change_to_exclude;
+    if (!group_allowed(record.group, false, exclude)) return;
+    std::vector<IpAddress> sources;
+    sources.reserve(record.num_sources);
+    for (size_t i = 0; i < record.num_sources; ++i) {
+        const IpAddress s = record.source(i);
+        if (check_source_address(s) == ParseError::ok) {
+            sources.push_back(s);
+        } else {
+            counters_.drop(DropReason::bad_source_address);
+        }
+    }
+    std::sort(sources.begin(), sources.end());
+    sources.erase(std::unique(sources.begin(), sources.end()), sources.end());
+    apply_change(e, record.group, type, sources, false);
+}
+
+void RelayEngine::update_capacity_flag() {
+    responder_.set_refusing_new_endpoints(draining_ ||
+                                          db_.endpoint_count() >= config_.limits.max_endpoints);
+}
+
+void RelayEngine::advance(Time now) {
+    if (secrets_.rotate_if_due(now, config_.secret_rotation, config_.previous_secret_window())) {
+        ++rotations_;
+    }
+    expired_ += db_.expire(now);
+    update_capacity_flag();
+}
+
+void RelayEngine::reconfigure(const EngineConfig& config) {
+    config_ = config;
+    responder_.reconfigure(config);
+    update_capacity_flag();
+}
+
+void RelayEngine::set_draining(bool draining) {
+    draining_ = draining;
+    update_capacity_flag();
+}
+
+}  // namespace amt

@@ -1,0 +1,74 @@
+// The relay's protocol engine, sans-I/O: AMT messages (bytes with their outer addresses) and the
+// time go in; replies, forwarding-table edits and upstream join/leave events come out through
+// an EngineSink. It knows nothing of DPDK; the dataplane wraps it, the unit tests drive it.
+//
+// Update processing follows checklist §2.6: cheap checks first (type, lengths, inner IP,
+// checksums), then the MAC, then the records. An Update that would change nothing for an
+// unknown endpoint allocates nothing.
+#pragma once
+
+#include <span>
+
+#include "controlplane/engine_config.hpp"
+#include "controlplane/handshake_responder.hpp"
+#include "controlplane/membership_db.hpp"
+#include "controlplane/protocol_counters.hpp"
+#include "controlplane/secret_store.hpp"
+
+namespace amt {
+
+class EngineSink : public ReplySink, public MembershipSink {};
+
+class RelayEngine {
+  public:
+    RelayEngine(const EngineConfig& config, SecretStore& secrets, EngineSink& sink);
+
+    // One AMT message. Discovery and Request are answered here too (the dataplane's workers
+    // answer them with their own HandshakeResponder).
+    void handle(const Datagram& d, Time now);
+    void handle_batch(std::span<const Datagram> batch, Time now);
+    // Runs membership timers and secret rotation. Call at least every 100 ms.
+    void advance(Time now);
+
+    // SIGHUP: limits, timers, flags. Existing tunnels stay.
+    void reconfigure(const EngineConfig& config);
+    // Drain: set L in every Query and refuse new endpoints; existing ones keep their streams.
+    void set_draining(bool draining);
+    bool draining() const { return draining_; }
+    bool refusing_new_endpoints() const { return responder_.refusing_new_endpoints(); }
+
+    const EngineConfig& config() const { return config_; }
+    const MembershipDb& memberships() const { return db_; }
+    const ProtocolCounters& counters() const { return counters_; }
+    // The responder's counters (Discovery/Request handled by the engine itself).
+    const ProtocolCounters& responder_counters() const { return responder_.counters(); }
+    uint64_t secret_rotations() const { return rotations_; }
+    uint64_t expired_endpoints() const { return expired_; }
+
+  private:
+    void handle_update(const Datagram& d, Time now);
+    void handle_teardown(const Datagram& d, Time now);
+    bool authenticate(const MacInput& in, const ResponseMac& mac, EndpointId known, Time now);
+    EndpointId admit_new_endpoint(const Datagram& d, Time now);
+    void apply_report(EndpointId e, const MembershipReport& report);
+    void apply_v1v2(EndpointId e, const MembershipReport& report);
+    void apply_v3_record(EndpointId e, const GroupRecord& record);
+    void apply_change(EndpointId e, const IpAddress& group, RecordType type,
+                      std::span<const IpAddress> sources, bool older_version_host);
+    bool report_needs_state(const MembershipReport& report) const;
+    bool group_allowed(const IpAddress& group, bool v1v2, bool exclude);
+    void update_capacity_flag();
+    Time timeout() const { return config_.membership_timeout; }
+
+    EngineConfig config_;
+    SecretStore& secrets_;
+    EngineSink& sink_;
+    HandshakeResponder responder_;
+    MembershipDb db_;
+    ProtocolCounters counters_;
+    bool draining_ = false;
+    uint64_t rotations_ = 0;
+    uint64_t expired_ = 0;
+};
+
+}  // namespace amt
