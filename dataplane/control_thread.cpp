@@ -1,0 +1,88 @@
+#include "dataplane/control_thread.hpp"
+
+#include <rte_ethdev.h>
+
+#include <array>
+#include <chrono>
+#include <thread>
+
+namespace amt {
+
+ControlThread::ControlThread(const ControlSetup& setup, const EngineConfig& engine_config,
+                             SecretStore& secrets, FlowTable& flows, rte_ring* control_ring,
+                             const TunnelDefaults& tunnels, WorkerCounters& counters)
+    : setup_(setup),
+      engine_(engine_config, secrets, *this),
+      flows_(flows),
+      publisher_(flows, tunnels),
+      ring_(control_ring),
+      tx_(setup.port, setup.tx_queue, counters) {}
+
+size_t ControlThread::drain_control_ring(Time now) {
+    std::array<void*, 64> objs;
+    const unsigned n = rte_ring_dequeue_burst(ring_, objs.data(), objs.size(), nullptr);
+    if (n == 0) return 0;
+    std::array<Datagram, 64> batch;
+    size_t count = 0;
+    for (unsigned i = 0; i < n; ++i) {
+        auto* m = static_cast<rte_mbuf*>(objs[i]);
+        const auto* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+        EthernetHeader eth;
+        UdpDatagram udp;
+        // The worker checked lengths and the UDP checksum before it queued the frame.
+        if (parse_ethernet(ByteView(frame, m->data_len), eth) == ParseError::ok &&
+            parse_udp_datagram(ByteView(frame + eth.size, m->data_len - eth.size), udp, false) ==
+                ParseError::ok) {
+            batch[count++] = {udp.src, udp.dst, udp.payload};
+        }
+    }
+    engine_.handle_batch(std::span(batch.data(), count), now);
+    for (unsigned i = 0; i < n; ++i)
+        rte_pktmbuf_free(static_cast<rte_mbuf*>(objs[i]));
+    return n;
+}
+
+size_t ControlThread::forward_exception_traffic() {
+    if (!setup_.exception_port) return 0;
+    std::array<rte_mbuf*, 32> pkts;
+    const uint16_t n = rte_eth_rx_burst(*setup_.exception_port, 0, pkts.data(), pkts.size());
+    for (uint16_t i = 0; i < n; ++i)
+        tx_.send(pkts[i]);
+    return n;
+}
+
+size_t ControlThread::poll_once(Time now) {
+    size_t work = drain_control_ring(now);
+    work += forward_exception_traffic();
+    if (now - last_timers_ >= setup_.timer_interval) {
+        engine_.advance(now);
+        last_timers_ = now;
+    }
+    if (publisher_.dirty() && now - last_publish_ >= setup_.publish_interval) {
+        work += publisher_.publish();
+        last_publish_ = now;
+    }
+    flows_.reclaim();
+    tx_.flush();
+    const bool refusing = engine_.refusing_new_endpoints();
+    if (refusing != refusing_) {
+        refusing_ = refusing;
+        if (on_refusing_change) on_refusing_change(refusing);
+    }
+    return work;
+}
+
+void ControlThread::run(const std::atomic<bool>& stop) {
+    while (!stop.load(std::memory_order_relaxed)) {
+        const Time now = std::chrono::steady_clock::now().time_since_epoch();
+        // Idle: yield the core for a moment; 50 µs is far below the 1 ms publish batch.
+        if (poll_once(now) == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+}
+
+void ControlThread::send_reply(const UdpEndpoint&, const UdpEndpoint&, ByteView) {
+    // The engine answers Discovery and Request only when it receives them itself; in the
+    // dataplane the workers answer those, so nothing reaches here.
+}
+
+}  // namespace amt

@@ -1,0 +1,65 @@
+// The control thread: drains the control ring (Updates and Teardowns the workers passed on),
+// runs the protocol engine, applies its table edits in batches through the FlowPublisher, runs
+// the engine's timers and secret rotation, reclaims what RCU says the workers no longer use, and
+// carries exception-path traffic from the kernel (TAP) back out of the NIC.
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <functional>
+#include <optional>
+
+#include "controlplane/relay_engine.hpp"
+#include "dataplane/flow_publisher.hpp"
+#include "dataplane/tx_queue.hpp"
+
+namespace amt {
+
+struct ControlSetup {
+    uint16_t port = 0;
+    uint16_t tx_queue = 0;  // the control thread's own TX queue on the port
+    std::optional<uint16_t> exception_port;
+    Time publish_interval = std::chrono::milliseconds(1);
+    Time timer_interval = std::chrono::milliseconds(100);
+};
+
+class ControlThread : private EngineSink {
+  public:
+    ControlThread(const ControlSetup& setup, const EngineConfig& engine_config,
+                  SecretStore& secrets, FlowTable& flows, rte_ring* control_ring,
+                  const TunnelDefaults& tunnels, WorkerCounters& counters);
+
+    // One iteration; returns how much work it did (0 = idle).
+    size_t poll_once(Time now);
+    void run(const std::atomic<bool>& stop);
+
+    RelayEngine& engine() { return engine_; }
+    FlowPublisher& publisher() { return publisher_; }
+    // Called with each merged upstream join (true) / leave (false): the upstream proxy's input.
+    std::function<void(const FlowKey&, bool)> on_upstream_change;
+    // Called when the relay starts or stops refusing new endpoints (L flag for the workers).
+    std::function<void(bool)> on_refusing_change;
+
+  private:
+    void send_reply(const UdpEndpoint& from, const UdpEndpoint& to, ByteView payload) override;
+    void flow_edit(const FlowEdit& edit) override { publisher_.apply(edit); }
+    void upstream_change(const FlowKey& key, bool join) override {
+        if (on_upstream_change) on_upstream_change(key, join);
+    }
+    size_t drain_control_ring(Time now);
+    size_t forward_exception_traffic();
+
+    ControlSetup setup_;
+    RelayEngine engine_;
+    FlowTable& flows_;
+    FlowPublisher publisher_;
+    rte_ring* ring_;
+    TxQueue tx_;
+    Time last_publish_{};
+    Time last_timers_{};
+    bool refusing_ = false;
+};
+
+}  // namespace amt

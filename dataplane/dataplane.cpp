@@ -1,0 +1,108 @@
+#include "dataplane/dataplane.hpp"
+
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include <chrono>
+
+namespace amt {
+
+namespace {
+// Header mbufs carry only the outer headers (64 octets) plus headroom.
+constexpr uint16_t header_data_room = RTE_PKTMBUF_HEADROOM + 128;
+constexpr uint16_t packet_data_room = RTE_MBUF_DEFAULT_BUF_SIZE;
+
+int worker_main(void* arg) {
+    auto* ctx = static_cast<std::pair<Worker*, std::atomic<bool>*>*>(arg);
+    ctx->first->run(*ctx->second);
+    delete ctx;
+    return 0;
+}
+}  // namespace
+
+Dataplane::Dataplane(const DataplaneConfig& config)
+    : config_(config), secrets_(std::chrono::steady_clock::now().time_since_epoch()) {
+    const uint16_t port_id = Port::id_by_name(config.port);
+    packet_pool_ = std::make_unique<Mempool>("amt_packets", config.packet_mbufs, packet_data_room);
+    header_pool_ = std::make_unique<Mempool>("amt_headers", config.header_mbufs, header_data_room);
+    const uint16_t tx_queues = static_cast<uint16_t>(config.workers + 1);  // + control thread
+    port_ = std::make_unique<Port>(port_id,
+                                   PortSetup{.rx_queues = config.workers, .tx_queues = tx_queues},
+                                   packet_pool_->get());
+    std::optional<uint16_t> exception_id;
+    if (config.exception_port) {
+        exception_id = Port::id_by_name(*config.exception_port);
+        exception_port_ = std::make_unique<Port>(
+            *exception_id, PortSetup{.rx_queues = 1, .tx_queues = tx_queues, .rss = false},
+            packet_pool_->get());
+    }
+    rcu_ = std::make_unique<Rcu>(config.workers);
+    flows_ = std::make_unique<FlowTable>("amt_flows", config.flow_table_size, *rcu_);
+    control_ring_ = std::make_unique<Ring>("amt_control", config.control_ring_size);
+
+    ReplicationPolicy replication = config.replication;
+    replication.chaining = replication.chaining && port_->multi_segment_tx();
+    LinkIdentity link{port_->mac(), config.engine.relay_addresses};
+    link.addresses.insert(link.addresses.end(), config.engine.discovery_addresses.begin(),
+                          config.engine.discovery_addresses.end());
+    const WorkerShared shared{
+        *flows_, *rcu_, secrets_, control_ring_->get(), header_pool_->get(), packet_pool_->get()};
+    for (uint16_t i = 0; i < config.workers; ++i) {
+        WorkerSetup setup{.port = port_id,
+                          .rx_queue = i,
+                          .tx_queue = i,
+                          .exception_port = exception_id,
+                          .exception_tx_queue = i,
+                          .rcu_thread_id = i,
+                          .link = link,
+                          .next_hop_v4 = config.next_hop_v4,
+                          .next_hop_v6 = config.next_hop_v6,
+                          .decrement_ttl = config.decrement_ttl,
+                          .replication = replication,
+                          .engine = config.engine};
+        workers_.push_back(std::make_unique<Worker>(setup, shared));
+    }
+    const TunnelDefaults tunnels{.src_mac = port_->mac(),
+                                 .next_hop_v4 = config.next_hop_v4,
+                                 .next_hop_v6 = config.next_hop_v6,
+                                 .ttl = config.outer_ttl,
+                                 .pmtu = config.pmtu != 0 ? config.pmtu : port_->mtu()};
+    const ControlSetup control{
+        .port = port_id, .tx_queue = config.workers, .exception_port = exception_id};
+    control_ = std::make_unique<ControlThread>(control, config.engine, secrets_, *flows_,
+                                               control_ring_->get(), tunnels, control_counters_);
+    control_->on_refusing_change = [this](bool refusing) {
+        for (auto& w : workers_)
+            w->set_refusing_new_endpoints(refusing);
+    };
+}
+
+Dataplane::~Dataplane() {
+    stop_workers();
+}
+
+void Dataplane::start_workers() {
+    stop_workers_ = false;
+    unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+    for (auto& w : workers_) {
+        auto* ctx = new std::pair<Worker*, std::atomic<bool>*>(w.get(), &stop_workers_);
+        if (lcore < RTE_MAX_LCORE && rte_eal_remote_launch(worker_main, ctx, lcore) == 0) {
+            lcores_.push_back(lcore);
+            lcore = rte_get_next_lcore(lcore, 1, 0);
+        } else {
+            threads_.emplace_back([ctx] { worker_main(ctx); });
+        }
+    }
+}
+
+void Dataplane::stop_workers() {
+    stop_workers_ = true;
+    for (unsigned lcore : lcores_)
+        rte_eal_wait_lcore(lcore);
+    for (std::thread& t : threads_)
+        t.join();
+    lcores_.clear();
+    threads_.clear();
+}
+
+}  // namespace amt

@@ -1,0 +1,77 @@
+// The relay's dataplane assembled: mbuf pools, the NIC port (and the TAP exception port), the
+// RCU variable and flow table, the control ring, one Worker per RX queue and the ControlThread.
+// The EAL must be initialised first (Eal). Workers run on EAL worker lcores when there are
+// enough, otherwise on plain threads (tests and small machines); the control thread runs on the
+// caller's thread (run_control) or is stepped by tests (control().poll_once).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dataplane/control_thread.hpp"
+#include "dataplane/eal.hpp"
+#include "dataplane/flow_table.hpp"
+#include "dataplane/worker.hpp"
+
+namespace amt {
+
+struct DataplaneConfig {
+    std::string port;                           // ethdev name: PCI address or vdev name
+    std::optional<std::string> exception_port;  // net_tap vdev toward the kernel
+    uint16_t workers = 1;                       // = RX queues
+    uint32_t packet_mbufs = 16383;
+    uint32_t header_mbufs = 16383;
+    uint32_t flow_table_size = 65536;
+    uint32_t control_ring_size = 4096;
+    MacAddress next_hop_v4{};
+    MacAddress next_hop_v6{};
+    uint16_t pmtu = 0;  // 0: the port's MTU
+    uint8_t outer_ttl = 64;
+    bool decrement_ttl = true;
+    ReplicationPolicy replication;
+    EngineConfig engine;
+};
+
+class Dataplane {
+  public:
+    explicit Dataplane(const DataplaneConfig& config);
+    ~Dataplane();
+    Dataplane(const Dataplane&) = delete;
+    Dataplane& operator=(const Dataplane&) = delete;
+
+    void start_workers();
+    void stop_workers();
+    void run_control(const std::atomic<bool>& stop) { control_->run(stop); }
+
+    Worker& worker(size_t i) { return *workers_[i]; }
+    size_t worker_count() const { return workers_.size(); }
+    ControlThread& control() { return *control_; }
+    FlowTable& flows() { return *flows_; }
+    Rcu& rcu() { return *rcu_; }
+    SecretStore& secrets() { return secrets_; }
+    const Port& port() const { return *port_; }
+    WorkerCounters& control_counters() { return control_counters_; }
+
+  private:
+    DataplaneConfig config_;
+    SecretStore secrets_;
+    std::unique_ptr<Mempool> packet_pool_;
+    std::unique_ptr<Mempool> header_pool_;
+    std::unique_ptr<Port> port_;
+    std::unique_ptr<Port> exception_port_;
+    std::unique_ptr<Rcu> rcu_;
+    std::unique_ptr<FlowTable> flows_;
+    std::unique_ptr<Ring> control_ring_;
+    WorkerCounters control_counters_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::unique_ptr<ControlThread> control_;
+    std::atomic<bool> stop_workers_{false};
+    std::vector<std::thread> threads_;
+    std::vector<unsigned> lcores_;
+};
+
+}  // namespace amt

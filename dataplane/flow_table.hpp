@@ -1,0 +1,70 @@
+// The published forwarding table: (family, S, G) → GatewaySet, with S = 0 / :: for (*,G).
+// A lock-free rte_hash (RW_CONCURRENCY_LF) that workers read without locks while the control
+// thread writes. Replacing a flow's set swaps one pointer; the old set, and the key slot of a
+// deleted flow, are freed only after an rte_rcu_qsbr grace period: every worker reports a
+// quiescent state once per loop, so no worker still holds the old pointer by then. (The hash's
+// own RCU integration is not used: DPDK 22.11 offers no way to trigger its reclamation.)
+#pragma once
+
+#include <rte_hash.h>
+#include <rte_rcu_qsbr.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "controlplane/membership_db.hpp"
+#include "dataplane/gateway_set.hpp"
+
+namespace amt {
+
+// The rte_hash key: fixed size, no padding left uninitialised.
+struct FlowHashKey {
+    uint8_t family;
+    uint8_t zero[3];
+    uint8_t source[16];
+    uint8_t group[16];
+};
+FlowHashKey make_flow_hash_key(const FlowKey& key);
+
+// The QSBR variable workers report to; one per dataplane.
+class Rcu {
+  public:
+    explicit Rcu(uint32_t max_threads);
+    ~Rcu();
+    Rcu(const Rcu&) = delete;
+    Rcu& operator=(const Rcu&) = delete;
+    rte_rcu_qsbr* get() const { return v_; }
+    uint32_t max_threads() const { return max_threads_; }
+
+  private:
+    rte_rcu_qsbr* v_;
+    uint32_t max_threads_;
+};
+
+class FlowTable {
+  public:
+    FlowTable(const char* name, uint32_t capacity, Rcu& rcu);
+    ~FlowTable();
+    FlowTable(const FlowTable&) = delete;
+    FlowTable& operator=(const FlowTable&) = delete;
+
+    // Workers. The (S,G) flow if it exists (even if empty: a blocked source), else (*,G).
+    const GatewaySet* lookup(const FlowHashKey& sg, const FlowHashKey& any_g) const;
+    const GatewaySet* find(const FlowHashKey& key) const;
+
+    // Control thread only.
+    bool publish(const FlowKey& key, GatewaySetPtr set);  // insert or replace; false when full
+    void remove(const FlowKey& key);
+    // Frees what every worker has stopped using. Call once per control loop.
+    void reclaim();
+    size_t size() const;
+
+  private:
+    void retire(GatewaySet* set, int32_t key_position);
+
+    rte_hash* hash_ = nullptr;
+    rte_rcu_qsbr_dq* retired_sets_ = nullptr;  // sets and key slots waiting for a grace period
+    Rcu& rcu_;
+};
+
+}  // namespace amt

@@ -1,0 +1,66 @@
+#include "dataplane/replicator.hpp"
+
+namespace amt {
+
+rte_mbuf* Replicator::chained_replica(rte_mbuf* pkt, const InnerPacket& inner,
+                                      const TunnelHeader& t) {
+    rte_mbuf* hdr = rte_pktmbuf_alloc(header_pool_);
+    if (hdr == nullptr) return nullptr;
+    finish_tunnel_header(t, rte_pktmbuf_mtod(hdr, uint8_t*), inner.length, inner.sum, inner.tos,
+                         policy_.udp_checksum);
+    hdr->data_len = t.size;
+    hdr->pkt_len = t.size + pkt->pkt_len;
+    hdr->nb_segs = static_cast<uint16_t>(pkt->nb_segs + 1);
+    hdr->next = pkt;
+    return hdr;
+}
+
+rte_mbuf* Replicator::copied_replica(rte_mbuf* pkt, const InnerPacket& inner,
+                                     const TunnelHeader& t) {
+    rte_mbuf* m = rte_pktmbuf_alloc(copy_pool_);
+    if (m == nullptr) return nullptr;
+    auto* out = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, t.size + inner.length));
+    if (out == nullptr) {
+        rte_pktmbuf_free(m);
+        return nullptr;
+    }
+    finish_tunnel_header(t, out, inner.length, inner.sum, inner.tos, policy_.udp_checksum);
+    const void* src = rte_pktmbuf_read(pkt, 0, inner.length, out + t.size);
+    if (src != out + t.size) std::memcpy(out + t.size, src, inner.length);
+    return m;
+}
+
+ReplicationResult Replicator::replicate(rte_mbuf* pkt, const InnerPacket& inner,
+                                        const GatewaySet& set, TxQueue& tx) {
+    ReplicationResult r;
+    const bool chain = policy_.chaining && inner.length > policy_.copy_threshold;
+    // One reference per possible replica up front: a TX flush inside the loop may free earlier
+    // replicas, and the shared original must outlive them all.
+    if (chain && set.size() > 0) rte_pktmbuf_refcnt_update(pkt, static_cast<int16_t>(set.size()));
+    uint32_t unused = 0;
+    for (const TunnelHeader& t : set) {
+        if (inner.length > t.tunnel_mtu()) {
+            ++r.too_big;
+            if (r.smallest_mtu == 0 || t.tunnel_mtu() < r.smallest_mtu)
+                r.smallest_mtu = t.tunnel_mtu();
+            ++unused;
+            continue;
+        }
+        rte_mbuf* m = chain ? chained_replica(pkt, inner, t) : copied_replica(pkt, inner, t);
+        if (m == nullptr) {
+            counters_.drop(DataplaneDrop::mbuf_exhausted);
+            ++unused;
+            continue;
+        }
+        counters_.replica_bytes.add(m->pkt_len);
+        tx.send(m);
+        ++r.sent;
+    }
+    if (chain && unused > 0) rte_pktmbuf_refcnt_update(pkt, -static_cast<int16_t>(unused));
+    rte_pktmbuf_free(pkt);  // the worker's own reference
+    counters_.replicas.add(r.sent);
+    if (r.too_big > 0) counters_.drop(DataplaneDrop::too_big, r.too_big);
+    return r;
+}
+
+}  // namespace amt

@@ -1,0 +1,359 @@
+#include "dataplane/worker.hpp"
+
+#include <rte_arp.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_prefetch.h>
+
+#include <chrono>
+
+#include "common/checksum.hpp"
+
+namespace amt {
+
+namespace {
+
+constexpr uint8_t icmpv6_neighbor_solicitation = 135;
+constexpr uint8_t icmpv6_neighbor_advertisement = 136;
+constexpr size_t arp_size = 28;
+
+bool is_link_local_group_v4(const uint8_t* g) {
+    return g[0] == 224 && g[1] == 0 && g[2] == 0;
+}
+
+// (family, S, G) hash keys straight from the packet's address octets.
+void fill_keys(Family f, const uint8_t* src, const uint8_t* grp, FlowHashKey& sg,
+               FlowHashKey& any_g) {
+    sg = FlowHashKey{};
+    sg.family = static_cast<uint8_t>(f);
+    const size_t w = f == Family::ipv4 ? 4 : 16;
+    std::memcpy(sg.source + 16 - w, src, w);
+    std::memcpy(sg.group + 16 - w, grp, w);
+    any_g = sg;
+    std::memset(any_g.source, 0, sizeof(any_g.source));
+}
+
+Time steady_now() {
+    return std::chrono::steady_clock::now().time_since_epoch();
+}
+
+}  // namespace
+
+Worker::Worker(const WorkerSetup& setup, const WorkerShared& shared)
+    : setup_(setup),
+      shared_(shared),
+      responder_(setup.engine, shared.secrets),
+      tx_(setup.port, setup.tx_queue, counters_),
+      replicator_(shared.header_pool, shared.packet_pool, setup.replication, counters_) {
+    counters_.protocol = &responder_.counters();
+    if (setup.exception_port)
+        exception_tx_.emplace(*setup.exception_port, setup.exception_tx_queue, counters_);
+}
+
+Worker::~Worker() {
+    for (uint16_t i = 0; i < pending_count_; ++i)
+        rte_pktmbuf_free(pending_[i].mbuf);
+}
+
+bool Worker::is_own_address(const IpAddress& a) const {
+    for (const IpAddress& own : setup_.link.addresses) {
+        if (own == a) return true;
+    }
+    return false;
+}
+
+void Worker::drop(rte_mbuf* m, DataplaneDrop reason) {
+    counters_.drop(reason);
+    rte_pktmbuf_free(m);
+}
+
+void Worker::to_exception(rte_mbuf* m) {
+    if (!exception_tx_) {
+        drop(m, DataplaneDrop::exception_unavailable);
+        return;
+    }
+    counters_.exception_packets.add();
+    exception_tx_->send(m);
+}
+
+uint16_t Worker::poll_once(Time now) {
+    const uint64_t start = rte_rdtsc();
+    std::array<rte_mbuf*, burst_size> pkts;
+    const uint16_t n = rte_eth_rx_burst(setup_.port, setup_.rx_queue, pkts.data(), burst_size);
+    for (uint16_t i = 0; i < n; ++i) {
+        if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+        counters_.rx_bytes.add(pkts[i]->pkt_len);
+        process(pkts[i], now);
+    }
+    counters_.rx_packets.add(n);
+    flush();
+    rte_rcu_qsbr_quiescent(shared_.rcu.get(), setup_.rcu_thread_id);
+    (n > 0 ? counters_.busy_cycles : counters_.idle_cycles).add(rte_rdtsc() - start);
+    return n;
+}
+
+void Worker::flush() {
+    if (pending_count_ > 0) answer_handshakes(steady_now());
+    tx_.flush();
+    if (exception_tx_) exception_tx_->flush();
+}
+
+void Worker::run(const std::atomic<bool>& stop) {
+    rte_rcu_qsbr* v = shared_.rcu.get();
+    rte_rcu_qsbr_thread_register(v, setup_.rcu_thread_id);
+    rte_rcu_qsbr_thread_online(v, setup_.rcu_thread_id);
+    while (!stop.load(std::memory_order_relaxed))
+        poll_once(steady_now());
+    flush();
+    rte_rcu_qsbr_thread_offline(v, setup_.rcu_thread_id);
+    rte_rcu_qsbr_thread_unregister(v, setup_.rcu_thread_id);
+}
+
+void Worker::process(rte_mbuf* m, Time now) {
+    (void)now;
+    const auto* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+    EthernetHeader eth;
+    if (parse_ethernet(ByteView(frame, m->data_len), eth) != ParseError::ok || eth.vlan_tci != 0) {
+        to_exception(m);
+        return;
+    }
+    switch (eth.ethertype) {
+        case ethertype_ipv4:
+            classify_ipv4(m, eth.size);
+            break;
+        case ethertype_ipv6:
+            classify_ipv6(m, eth.size);
+            break;
+        case ethertype_arp:
+            answer_arp(m, eth.size);
+            break;
+        default:
+            to_exception(m);
+            break;
+    }
+}
+
+void Worker::classify_ipv4(rte_mbuf* m, size_t l2) {
+    const uint8_t* ip = rte_pktmbuf_mtod_offset(m, const uint8_t*, l2);
+    const size_t avail = m->data_len - l2;
+    if (avail < ipv4_header_size) {
+        to_exception(m);
+        return;
+    }
+    const size_t ihl = size_t{ip[0] & 0x0fu} * 4;
+    const size_t total = load_be16(ip + 2);
+    const bool sane = (ip[0] >> 4) == 4 && ihl >= ipv4_header_size && total >= ihl &&
+                      total <= m->pkt_len - l2 && ihl <= avail;
+    const uint8_t proto = ip[9];
+    if ((ip[16] >> 4) == 0xe) {
+        if (!sane) return drop(m, DataplaneDrop::malformed_multicast);
+        // Link-local groups, IGMP and PIM are the upstream router's business (and the upstream
+        // proxy's): never replicated (checklist §2.10).
+        if (is_link_local_group_v4(ip + 16) || proto == ip_proto_igmp || proto == ip_proto_pim) {
+            return to_exception(m);
+        }
+        return forward_multicast(m, l2, Family::ipv4);
+    }
+    if (sane && proto == ip_proto_udp && avail >= ihl + udp_header_size &&
+        load_be16(ip + ihl + 2) == amt_udp_port &&
+        is_own_address(IpAddress::v4_from_bytes(ip + 16))) {
+        return handle_amt(m, l2);
+    }
+    to_exception(m);
+}
+
+void Worker::classify_ipv6(rte_mbuf* m, size_t l2) {
+    const uint8_t* ip = rte_pktmbuf_mtod_offset(m, const uint8_t*, l2);
+    const size_t avail = m->data_len - l2;
+    if (avail < ipv6_header_size || (ip[0] >> 4) != 6) {
+        to_exception(m);
+        return;
+    }
+    const size_t total = ipv6_header_size + load_be16(ip + 4);
+    const bool sane = total <= m->pkt_len - l2;
+    const uint8_t next = ip[6];
+    if (sane && next == ip_proto_icmpv6 && avail >= ipv6_header_size + 24 &&
+        ip[ipv6_header_size] == icmpv6_neighbor_solicitation &&
+        is_own_address(IpAddress::v6_from_bytes(ip + ipv6_header_size + 8))) {
+        return answer_neighbor_solicitation(m, l2, ipv6_header_size);
+    }
+    if (ip[24] == 0xff) {
+        if (!sane) return drop(m, DataplaneDrop::malformed_multicast);
+        // Scopes 0-2 (ND, MLD, routers), Hop-by-Hop (MLD), ICMPv6 and PIM: never replicated.
+        if ((ip[25] & 0x0f) <= 2 || next == ip_proto_hop_by_hop || next == ip_proto_icmpv6 ||
+            next == ip_proto_pim) {
+            return to_exception(m);
+        }
+        return forward_multicast(m, l2, Family::ipv6);
+    }
+    if (sane && next == ip_proto_udp && avail >= ipv6_header_size + udp_header_size &&
+        load_be16(ip + ipv6_header_size + 2) == amt_udp_port &&
+        is_own_address(IpAddress::v6_from_bytes(ip + 24))) {
+        return handle_amt(m, l2);
+    }
+    to_exception(m);
+}
+
+void Worker::forward_multicast(rte_mbuf* m, size_t l2, Family family) {
+    auto* ip = rte_pktmbuf_mtod_offset(m, uint8_t*, l2);
+    const bool v4 = family == Family::ipv4;
+    FlowHashKey sg, any_g;
+    fill_keys(family, v4 ? ip + 12 : ip + 8, v4 ? ip + 16 : ip + 24, sg, any_g);
+    const GatewaySet* set = shared_.flows.lookup(sg, any_g);
+    if (set == nullptr || set->size() == 0) return drop(m, DataplaneDrop::no_flow);
+
+    // Router model (checklist §8.5): the inner TTL drops by one, once, before the fan-out.
+    uint8_t& ttl = ip[v4 ? 8 : 7];
+    if (setup_.decrement_ttl) {
+        if (ttl <= 1) return drop(m, DataplaneDrop::ttl_expired);
+        if (v4) {
+            const uint16_t old_word = load_be16(ip + 8);
+            --ttl;
+            store_be16(ip + 10, checksum_update16(load_be16(ip + 10), old_word, load_be16(ip + 8)));
+        } else {
+            --ttl;
+        }
+    }
+    const uint16_t length =
+        v4 ? load_be16(ip + 2) : static_cast<uint16_t>(ipv6_header_size + load_be16(ip + 4));
+    rte_pktmbuf_adj(m, static_cast<uint16_t>(l2));
+    if (m->pkt_len > length) rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - length));
+    InnerPacket inner;
+    inner.length = length;
+    inner.tos = v4 ? ip[1] : static_cast<uint8_t>(load_be16(ip) >> 4);
+    inner.sum = m->nb_segs == 1 ? checksum_add(ByteView(ip, length)) : [&] {
+        uint32_t sum = 0;
+        for (rte_mbuf* seg = m; seg != nullptr; seg = seg->next) {
+            sum = checksum_add(ByteView(rte_pktmbuf_mtod(seg, const uint8_t*), seg->data_len), sum);
+        }
+        return sum;
+    }();
+    counters_.multicast_in.add();
+    replicator_.replicate(m, inner, *set, tx_);
+}
+
+void Worker::handle_amt(rte_mbuf* m, size_t l2) {
+    const uint8_t* ip = rte_pktmbuf_mtod_offset(m, const uint8_t*, l2);
+    UdpDatagram udp;
+    ProtocolCounters& pc = responder_.counters();
+    if (ParseError e = parse_udp_datagram(ByteView(ip, m->data_len - l2), udp, true);
+        e != ParseError::ok) {
+        pc.malformed_input(e);
+        return drop(m, DataplaneDrop::amt_malformed_udp);
+    }
+    MessageType type;
+    if (ParseError e = peek_message_type(udp.payload, type); e != ParseError::ok) {
+        pc.malformed_input(e);
+        return drop(m, DataplaneDrop::amt_bad_type);
+    }
+    switch (type) {
+        case MessageType::relay_discovery:
+        case MessageType::request: {
+            PendingHandshake& p = pending_[pending_count_];
+            p.mbuf = m;
+            std::memcpy(p.peer_mac.data(), rte_pktmbuf_mtod_offset(m, const uint8_t*, 6), 6);
+            handshakes_[pending_count_] = {udp.src, udp.dst, udp.payload};
+            if (++pending_count_ == burst_size) answer_handshakes(steady_now());
+            return;
+        }
+        case MessageType::membership_update:
+        case MessageType::teardown:
+            if (rte_ring_enqueue(shared_.control_ring, m) != 0) {
+                return drop(m, DataplaneDrop::control_ring_full);
+            }
+            counters_.control_to_ring.add();
+            return;
+        default:  // Advertisement, Query, Data: never reflected (checklist §2.1)
+            pc.received[static_cast<size_t>(type)].add();
+            pc.drop(DropReason::unexpected_message_type);
+            return drop(m, DataplaneDrop::amt_bad_type);
+    }
+}
+
+void Worker::answer_handshakes(Time now) {
+    responder_.respond(std::span(handshakes_.data(), pending_count_), now, *this);
+    for (uint16_t i = 0; i < pending_count_; ++i)
+        rte_pktmbuf_free(pending_[i].mbuf);
+    pending_count_ = 0;
+}
+
+void Worker::send_reply(const UdpEndpoint& from, const UdpEndpoint& to, ByteView payload) {
+    // Back to the MAC the message came from (its router, or the gateway itself on-link).
+    MacAddress dst = to.ip.is_v4() ? setup_.next_hop_v4 : setup_.next_hop_v6;
+    for (uint16_t i = 0; i < pending_count_; ++i) {
+        if (handshakes_[i].src == to && handshakes_[i].dst == from) {
+            dst = pending_[i].peer_mac;
+            break;
+        }
+    }
+    rte_mbuf* m = rte_pktmbuf_alloc(shared_.packet_pool);
+    if (m == nullptr) return counters_.drop(DataplaneDrop::mbuf_exhausted);
+    const size_t size = ethernet_header_size + ip_udp_header_size(to.ip.family()) + payload.size();
+    auto* out = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(size)));
+    if (out == nullptr) return drop(m, DataplaneDrop::mbuf_exhausted);
+    build_ethernet(MutByteView(out, size), dst, setup_.link.mac,
+                   to.ip.is_v4() ? ethertype_ipv4 : ethertype_ipv6);
+    build_udp_datagram(MutByteView(out + ethernet_header_size, size - ethernet_header_size), from,
+                       to, payload);
+    tx_.send(m);
+}
+
+void Worker::answer_arp(rte_mbuf* m, size_t l2) {
+    auto* frame = rte_pktmbuf_mtod(m, uint8_t*);
+    uint8_t* arp = frame + l2;
+    if (m->data_len < l2 + arp_size || load_be16(arp) != 1 ||
+        load_be16(arp + 2) != ethertype_ipv4 || load_be16(arp + 6) != RTE_ARP_OP_REQUEST ||
+        !is_own_address(IpAddress::v4_from_bytes(arp + 24))) {
+        return to_exception(m);
+    }
+    // Turn the request into the reply in place: we are the sender now, the asker the target.
+    uint8_t own_ip[4];
+    std::memcpy(own_ip, arp + 24, 4);
+    std::memcpy(frame, frame + 6, 6);
+    std::memcpy(frame + 6, setup_.link.mac.data(), 6);
+    store_be16(arp + 6, RTE_ARP_OP_REPLY);
+    std::memcpy(arp + 18, arp + 8, 10);  // target hardware + protocol address = the asker
+    std::memcpy(arp + 8, setup_.link.mac.data(), 6);
+    std::memcpy(arp + 14, own_ip, 4);
+    counters_.arp_replies.add();
+    tx_.send(m);
+}
+
+void Worker::answer_neighbor_solicitation(rte_mbuf* m, size_t l2, size_t icmp_offset) {
+    const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+    const uint8_t* ip = frame + l2;
+    const IpAddress asker = IpAddress::v6_from_bytes(ip + 8);
+    if (asker.is_unspecified()) return to_exception(m);  // duplicate address detection
+    const IpAddress target = IpAddress::v6_from_bytes(ip + icmp_offset + 8);
+    MacAddress asker_mac;
+    std::memcpy(asker_mac.data(), frame + 6, 6);
+
+    rte_mbuf* reply = rte_pktmbuf_alloc(shared_.packet_pool);
+    rte_pktmbuf_free(m);
+    if (reply == nullptr) return counters_.drop(DataplaneDrop::mbuf_exhausted);
+    constexpr size_t na_size = 32;  // NA (24) + Target Link-Layer Address option (8)
+    constexpr size_t size = ethernet_header_size + ipv6_header_size + na_size;
+    auto* out = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(reply, size));
+    if (out == nullptr) return drop(reply, DataplaneDrop::mbuf_exhausted);
+    build_ethernet(MutByteView(out, size), asker_mac, setup_.link.mac, ethertype_ipv6);
+    write_ipv6_header(MutByteView(out + ethernet_header_size, ipv6_header_size),
+                      {.payload_length = na_size,
+                       .next_header = ip_proto_icmpv6,
+                       .hop_limit = 255,
+                       .src = target,
+                       .dst = asker});
+    uint8_t* na = out + ethernet_header_size + ipv6_header_size;
+    std::memset(na, 0, na_size);
+    na[0] = icmpv6_neighbor_advertisement;
+    na[4] = 0x60;  // Solicited + Override
+    std::memcpy(na + 8, target.canonical16().data(), 16);
+    na[24] = 2;  // Target Link-Layer Address
+    na[25] = 1;
+    std::memcpy(na + 26, setup_.link.mac.data(), 6);
+    const uint32_t pseudo = pseudo_header_sum(target, asker, ip_proto_icmpv6, na_size);
+    store_be16(na + 2, checksum_finish(checksum_add(ByteView(na, na_size), pseudo)));
+    counters_.nd_replies.add();
+    tx_.send(reply);
+}
+
+}  // namespace amt

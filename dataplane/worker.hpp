@@ -1,0 +1,113 @@
+// A poll-mode worker: one RX queue in, one TX queue out, never a lock or an allocation but mbufs.
+//
+//   RX burst → classify each frame →
+//     native multicast (not link-local, not IGMP/MLD/PIM) → flow lookup (S,G) then (*,G)
+//                                                          → TTL once → replicate → TX buffer
+//     AMT Discovery / Request to a relay address          → answered here, MACs per burst
+//     AMT Update / Teardown                                → control ring
+//     ARP / Neighbor Solicitation for a relay address      → answered here
+//     anything else                                        → exception path (TAP to the kernel)
+//   then flush TX and report a quiescent state to RCU.
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <array>
+#include <atomic>
+#include <optional>
+#include <vector>
+
+#include "controlplane/handshake_responder.hpp"
+#include "dataplane/flow_table.hpp"
+#include "dataplane/replicator.hpp"
+#include "dataplane/tx_queue.hpp"
+#include "dataplane/worker_counters.hpp"
+
+namespace amt {
+
+// What the worker needs to know about the relay's own identity on the wire.
+struct LinkIdentity {
+    MacAddress mac{};
+    std::vector<IpAddress> addresses;  // relay + discovery addresses answered for ARP / ND
+};
+
+struct WorkerSetup {
+    uint16_t port = 0;
+    uint16_t rx_queue = 0;
+    uint16_t tx_queue = 0;
+    std::optional<uint16_t> exception_port;  // TAP toward the kernel, if configured
+    uint16_t exception_tx_queue = 0;
+    uint32_t rcu_thread_id = 0;
+    LinkIdentity link;
+    MacAddress next_hop_v4{};  // where replies and tunnels leave (the downstream router)
+    MacAddress next_hop_v6{};
+    bool decrement_ttl = true;
+    ReplicationPolicy replication;
+    EngineConfig engine;  // for the HandshakeResponder
+};
+
+struct WorkerShared {
+    FlowTable& flows;
+    Rcu& rcu;
+    const SecretStore& secrets;
+    rte_ring* control_ring;
+    rte_mempool* header_pool;
+    rte_mempool* packet_pool;
+};
+
+class Worker : private ReplySink {
+  public:
+    static constexpr uint16_t burst_size = 32;
+
+    Worker(const WorkerSetup& setup, const WorkerShared& shared);
+    ~Worker();
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+
+    // One loop iteration; returns the number of frames received.
+    uint16_t poll_once(Time now);
+    // Polls until `stop` is set; registered with RCU for the duration.
+    void run(const std::atomic<bool>& stop);
+
+    // A frame from elsewhere (tests, the exception path's way back is the control thread's).
+    void process(rte_mbuf* m, Time now);
+    void flush();
+
+    WorkerCounters& counters() { return counters_; }
+    HandshakeResponder& responder() { return responder_; }
+    void set_refusing_new_endpoints(bool refusing) {
+        responder_.set_refusing_new_endpoints(refusing);
+    }
+
+  private:
+    struct PendingHandshake {
+        rte_mbuf* mbuf;
+        MacAddress peer_mac;
+    };
+
+    void classify_ipv4(rte_mbuf* m, size_t l2);
+    void classify_ipv6(rte_mbuf* m, size_t l2);
+    void forward_multicast(rte_mbuf* m, size_t l2, Family family);
+    void handle_amt(rte_mbuf* m, size_t l2);
+    void answer_arp(rte_mbuf* m, size_t l2);
+    void answer_neighbor_solicitation(rte_mbuf* m, size_t l2, size_t icmp_offset);
+    void to_exception(rte_mbuf* m);
+    void drop(rte_mbuf* m, DataplaneDrop reason);
+    void answer_handshakes(Time now);
+    bool is_own_address(const IpAddress& a) const;
+    void send_reply(const UdpEndpoint& from, const UdpEndpoint& to, ByteView payload) override;
+
+    WorkerSetup setup_;
+    WorkerShared shared_;
+    WorkerCounters counters_;
+    HandshakeResponder responder_;
+    TxQueue tx_;
+    std::optional<TxQueue> exception_tx_;
+    Replicator replicator_;
+    std::array<PendingHandshake, burst_size> pending_{};
+    std::array<Datagram, burst_size> handshakes_{};
+    uint16_t pending_count_ = 0;
+};
+
+}  // namespace amt

@@ -1,0 +1,56 @@
+// Per-worker counters: one cache-line-aligned block per lcore, written only by its worker with
+// plain relaxed stores, read by the metrics exporter at scrape time (no locks on the hot path).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "controlplane/protocol_counters.hpp"
+
+namespace amt {
+
+#define AMT_DATAPLANE_DROPS(X)                                                                 \
+    X(no_flow)               /* multicast with no listener: (S,G) and (*,G) both missing */    \
+    X(ttl_expired)           /* inner TTL / hop limit <= 1 before forwarding */                \
+    X(link_local_group)      /* 224.0.0.0/24, ff0X::/16 with X <= 2: never forwarded */        \
+    X(malformed_multicast)   /* bad or truncated inner IP header */                            \
+    X(too_big)               /* inner packet larger than the tunnel MTU (ICMP sent for SSM) */ \
+    X(fragment_failed)       /* DF=0 packet that could not be fragmented */                    \
+    X(mbuf_exhausted)        /* no mbuf for a replica or a reply */                            \
+    X(tx_full)               /* NIC TX queue full after the buffer flush */                    \
+    X(control_ring_full)     /* Update/Teardown dropped: the control thread is behind */       \
+    X(amt_bad_type)          /* AMT type the relay does not accept on this path */             \
+    X(amt_malformed_udp)     /* AMT control datagram with bad IP/UDP lengths or checksum */    \
+    X(exception_unavailable) /* exception path not configured or full */                       \
+    X(unknown_ethertype)
+
+enum class DataplaneDrop : uint8_t {
+#define AMT_ENUM_VALUE(name) name,
+    AMT_DATAPLANE_DROPS(AMT_ENUM_VALUE)
+#undef AMT_ENUM_VALUE
+        count_
+};
+inline constexpr size_t dataplane_drop_count = static_cast<size_t>(DataplaneDrop::count_);
+std::string_view to_string(DataplaneDrop d);
+
+struct alignas(64) WorkerCounters {
+    Counter rx_packets;
+    Counter rx_bytes;
+    Counter multicast_in;  // native multicast packets matched to a flow
+    Counter replicas;      // AMT Data packets handed to the NIC
+    Counter replica_bytes;
+    Counter tx_packets;       // everything the worker sent (replicas, replies, exception)
+    Counter control_to_ring;  // Updates/Teardowns passed to the control thread
+    Counter exception_packets;
+    Counter arp_replies;
+    Counter nd_replies;
+    Counter busy_cycles;  // TSC cycles spent in loops that received packets
+    Counter idle_cycles;  // TSC cycles spent polling empty queues
+    std::array<Counter, dataplane_drop_count> dropped;
+    ProtocolCounters* protocol = nullptr;  // the worker's HandshakeResponder counters
+
+    void drop(DataplaneDrop d, uint64_t n = 1) { dropped[static_cast<size_t>(d)].add(n); }
+};
+
+}  // namespace amt

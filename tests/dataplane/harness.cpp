@@ -1,0 +1,190 @@
+#include "harness.hpp"
+
+#include <gtest/gtest.h>
+#include <rte_eth_ring.h>
+#include <rte_lcore.h>
+
+#include <stdexcept>
+
+namespace amt::test {
+
+namespace {
+rte_mempool* inject_pool() {
+    static rte_mempool* pool = rte_pktmbuf_pool_create(
+        "test_inject", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
+    if (pool == nullptr) throw std::runtime_error("test mbuf pool");
+    return pool;
+}
+
+rte_ring* make_ring(const std::string& name) {
+    rte_ring* r = rte_ring_create(name.c_str(), 4096, static_cast<int>(rte_socket_id()), 0);
+    if (r == nullptr) throw std::runtime_error("rte_ring_create " + name);
+    return r;
+}
+}  // namespace
+
+RingPort::RingPort(const std::string& name, uint16_t rx_queues, uint16_t tx_queues) : name_(name) {
+    for (uint16_t i = 0; i < rx_queues; ++i)
+        rx_.push_back(make_ring(name + "_rx" + std::to_string(i)));
+    for (uint16_t i = 0; i < tx_queues; ++i)
+        tx_.push_back(make_ring(name + "_tx" + std::to_string(i)));
+    const int id = rte_eth_from_rings(name.c_str(), rx_.data(), rx_queues, tx_.data(), tx_queues,
+                                      rte_socket_id());
+    if (id < 0) throw std::runtime_error("rte_eth_from_rings " + name);
+    // The ring PMD prefixes the name ("net_ring_..."): use the ethdev's own.
+    char dev_name[RTE_ETH_NAME_MAX_LEN];
+    rte_eth_dev_get_name_by_port(static_cast<uint16_t>(id), dev_name);
+    name_ = dev_name;
+}
+
+RingPort::~RingPort() {
+    uint16_t id;
+    if (rte_eth_dev_get_port_by_name(name_.c_str(), &id) == 0) rte_eth_dev_close(id);
+    sent();
+    for (rte_ring* r : rx_) {
+        void* m;
+        while (rte_ring_dequeue(r, &m) == 0)
+            rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+        rte_ring_free(r);
+    }
+    for (rte_ring* r : tx_)
+        rte_ring_free(r);
+}
+
+void RingPort::inject(const Frame& frame, uint16_t rx_queue) {
+    rte_mbuf* m = rte_pktmbuf_alloc(inject_pool());
+    ASSERT_NE(m, nullptr);
+    auto* p = rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size()));
+    ASSERT_NE(p, nullptr);
+    std::memcpy(p, frame.data(), frame.size());
+    ASSERT_EQ(rte_ring_enqueue(rx_[rx_queue], m), 0);
+}
+
+std::vector<Frame> RingPort::sent() {
+    std::vector<Frame> out;
+    for (rte_ring* r : tx_) {
+        void* obj;
+        while (rte_ring_dequeue(r, &obj) == 0) {
+            auto* m = static_cast<rte_mbuf*>(obj);
+            Frame f(m->pkt_len);
+            const void* data = rte_pktmbuf_read(m, 0, m->pkt_len, f.data());
+            if (data != f.data()) std::memcpy(f.data(), data, m->pkt_len);
+            out.push_back(std::move(f));
+            rte_pktmbuf_free(m);
+        }
+    }
+    return out;
+}
+
+Frame udp_frame(const MacAddress& dst_mac, const MacAddress& src_mac, const UdpEndpoint& src,
+                const UdpEndpoint& dst, ByteView payload, uint8_t ttl, uint8_t tos) {
+    Frame f(ethernet_header_size + ip_udp_header_size(src.ip.family()) + payload.size());
+    build_ethernet(f, dst_mac, src_mac, src.ip.is_v4() ? ethertype_ipv4 : ethertype_ipv6);
+    build_udp_datagram(MutByteView(f).subspan(ethernet_header_size), src, dst, payload,
+                       {.tos = tos, .ttl = ttl, .dont_fragment = false});
+    return f;
+}
+
+Frame multicast_frame(const IpAddress& source, const IpAddress& group, size_t payload_size,
+                      uint8_t ttl, uint8_t tos, bool dont_fragment) {
+    std::vector<uint8_t> payload(payload_size);
+    for (size_t i = 0; i < payload.size(); ++i)
+        payload[i] = static_cast<uint8_t>(i * 7 + 1);
+    MacAddress mcast_mac{0x01, 0x00, 0x5e, 0, 0, 1};
+    if (group.is_v6()) mcast_mac = {0x33, 0x33, 0, 0, 0, 1};
+    Frame f(ethernet_header_size + ip_udp_header_size(source.family()) + payload_size);
+    build_ethernet(f, mcast_mac, router_mac, source.is_v4() ? ethertype_ipv4 : ethertype_ipv6);
+    build_udp_datagram(MutByteView(f).subspan(ethernet_header_size), {source, 5000}, {group, 5000},
+                       payload, {.tos = tos, .ttl = ttl, .dont_fragment = dont_fragment});
+    return f;
+}
+
+Received parse_frame(const Frame& f) {
+    Received r;
+    if (parse_ethernet(f, r.eth) != ParseError::ok) return r;
+    r.ok = parse_udp_datagram(ByteView(f).subspan(r.eth.size), r.udp, true) == ParseError::ok;
+    return r;
+}
+
+Frame pop(std::vector<Frame>& q) {
+    EXPECT_FALSE(q.empty()) << "expected another frame from the relay";
+    if (q.empty()) return {};
+    Frame f = std::move(q.front());
+    q.erase(q.begin());
+    return f;
+}
+
+EngineConfig TestRelay::default_engine() {
+    EngineConfig c;
+    c.relay_addresses = {*IpAddress::parse("192.0.2.1"), *IpAddress::parse("2001:db8::1")};
+    c.limits.replies_per_second_per_source_ip = 1e9;
+    c.limits.reply_burst_per_source_ip = 1e9;
+    return c;
+}
+
+TestRelay::TestRelay(const std::string& name, uint16_t workers, const EngineConfig& engine,
+                     bool with_exception_port, DataplaneConfig config)
+    : nic_(name, workers, static_cast<uint16_t>(workers + 1)),
+      relay_v4_{engine.relay_addresses[0], amt_udp_port},
+      relay_v6_{
+          engine.relay_addresses.size() > 1 ? engine.relay_addresses[1] : engine.relay_addresses[0],
+          amt_udp_port},
+      now_(std::chrono::steady_clock::now().time_since_epoch()) {
+    if (with_exception_port) {
+        tap_ = std::make_unique<RingPort>(name + "_tap", 1, static_cast<uint16_t>(workers + 1));
+        config.exception_port = tap_->name();
+    }
+    config.port = nic_.name();
+    config.workers = workers;
+    config.packet_mbufs = 4095;
+    config.header_mbufs = 4095;
+    config.flow_table_size = 4096;
+    config.next_hop_v4 = gateway_mac;
+    config.next_hop_v6 = gateway_mac;
+    config.engine = engine;
+    dataplane_ = std::make_unique<Dataplane>(config);
+}
+
+void TestRelay::step(int rounds) {
+    for (int r = 0; r < rounds; ++r) {
+        for (size_t i = 0; i < dataplane_->worker_count(); ++i)
+            dataplane_->worker(i).poll_once(now_);
+        // Past the publish interval every round, so edits are published at once.
+        now_ += std::chrono::milliseconds(2);
+        dataplane_->control().poll_once(now_);
+    }
+}
+
+Frame TestRelay::report(RecordType type, const IpAddress& group,
+                        const std::vector<IpAddress>& sources) {
+    Frame buf(1500);
+    ReportBuilder b(buf, group.family());
+    b.add_record(type, group, sources);
+    buf.resize(b.finish());
+    return buf;
+}
+
+bool TestRelay::join(const UdpEndpoint& gateway, const UdpEndpoint& relay, ByteView report) {
+    uint8_t req[8];
+    build_request(req, {.nonce = 0x1234u + gateway.port, .flags = 0});
+    nic_.inject(udp_frame(relay_mac(), router_mac, gateway, relay, ByteView(req)));
+    step();
+    std::vector<Frame> out = nic_.sent();
+    MembershipQuery q;
+    bool found = false;
+    for (const Frame& f : out) {
+        const Received r = parse_frame(f);
+        if (r.ok && r.udp.dst == gateway &&
+            parse_membership_query(r.udp.payload, q) == ParseError::ok) {
+            found = true;
+        }
+    }
+    if (!found) return false;
+    uint8_t update[1600];
+    const size_t n = build_membership_update(update, q.mac, q.nonce, report);
+    nic_.inject(udp_frame(relay_mac(), router_mac, gateway, relay, ByteView(update, n)));
+    step();
+    return true;
+}
+
+}  // namespace amt::test

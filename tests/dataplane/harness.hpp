@@ -1,0 +1,93 @@
+// In-process dataplane test harness: one EAL for the test binary (no hugepages, no PCI), ports
+// backed by rte_rings (rte_eth_from_rings) so that a test injects frames into a port's RX rings
+// and reads what the relay sent from its TX rings, and helpers that build frames with the codec.
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <string>
+#include <vector>
+
+#include "common/amt_messages.hpp"
+#include "common/packet_headers.hpp"
+#include "dataplane/dataplane.hpp"
+
+namespace amt::test {
+
+using Frame = std::vector<uint8_t>;
+
+// A DPDK port whose queues are rings the test can reach.
+class RingPort {
+  public:
+    RingPort(const std::string& name, uint16_t rx_queues, uint16_t tx_queues);
+    ~RingPort();
+    const std::string& name() const { return name_; }
+    void inject(const Frame& frame, uint16_t rx_queue = 0);
+    // Everything sent on any TX queue since the last call, chains linearised, in queue order.
+    std::vector<Frame> sent();
+
+  private:
+    std::string name_;
+    std::vector<rte_ring*> rx_;
+    std::vector<rte_ring*> tx_;
+};
+
+inline const MacAddress relay_mac_placeholder{};
+inline const MacAddress router_mac{0x02, 0, 0, 0, 0, 0x01};   // the upstream/downstream router
+inline const MacAddress gateway_mac{0x02, 0, 0, 0, 0, 0x02};  // a gateway's next hop as seen
+
+// Ethernet + IPv4/IPv6 + UDP frame around `payload` (checksums valid).
+Frame udp_frame(const MacAddress& dst_mac, const MacAddress& src_mac, const UdpEndpoint& src,
+                const UdpEndpoint& dst, ByteView payload, uint8_t ttl = 64, uint8_t tos = 0);
+
+// A native multicast UDP packet from `source` to `group` (port 5000) with `payload_size` octets.
+Frame multicast_frame(const IpAddress& source, const IpAddress& group, size_t payload_size,
+                      uint8_t ttl = 8, uint8_t tos = 0, bool dont_fragment = false);
+
+// The UDP datagram of an Ethernet frame (parse error → ok == false).
+struct Received {
+    bool ok = false;
+    EthernetHeader eth;
+    UdpDatagram udp;
+};
+Received parse_frame(const Frame& f);
+
+// Pops the next frame from `q` (fails the test if there is none).
+Frame pop(std::vector<Frame>& q);
+
+// A relay on ring ports, stepped by the test: step() polls every worker and the control thread.
+class TestRelay {
+  public:
+    explicit TestRelay(const std::string& name, uint16_t workers = 1,
+                       const EngineConfig& engine = default_engine(),
+                       bool with_exception_port = false, DataplaneConfig overrides = {});
+    static EngineConfig default_engine();
+
+    void step(int rounds = 3);
+    Dataplane& dp() { return *dataplane_; }
+    RingPort& nic() { return nic_; }
+    RingPort* tap() { return tap_.get(); }
+    const UdpEndpoint& relay_v4() const { return relay_v4_; }
+    const UdpEndpoint& relay_v6() const { return relay_v6_; }
+    MacAddress relay_mac() const { return dataplane_->port().mac(); }
+    Time now() const { return now_; }
+    void advance(Time t) { now_ += t; }
+
+    // Request → Query → Update (report built by `report`), stepping the relay; returns true if
+    // the Query came back. `relay` picks the family of the outer header.
+    bool join(const UdpEndpoint& gateway, const UdpEndpoint& relay, ByteView report_datagram);
+    // A report with one record of `type` for `group` and `sources`, in the group's family.
+    static Frame report(RecordType type, const IpAddress& group,
+                        const std::vector<IpAddress>& sources);
+
+  private:
+    RingPort nic_;
+    std::unique_ptr<RingPort> tap_;
+    UdpEndpoint relay_v4_;
+    UdpEndpoint relay_v6_;
+    std::unique_ptr<Dataplane> dataplane_;
+    Time now_{std::chrono::seconds(1)};
+};
+
+}  // namespace amt::test

@@ -1,0 +1,353 @@
+// Dataplane behaviour through real DPDK ports (rte_ring-backed ethdevs): frames go in through a
+// port's RX ring, the workers and the control thread run, frames come out of its TX rings.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "common/checksum.hpp"
+#include "harness.hpp"
+
+using namespace amt;
+using namespace amt::test;
+
+namespace {
+
+const IpAddress S1 = *IpAddress::parse("198.51.100.7");
+const IpAddress S2 = *IpAddress::parse("198.51.100.8");
+const IpAddress G1 = *IpAddress::parse("232.1.1.1");
+const IpAddress ASM_G = *IpAddress::parse("239.1.2.3");
+const IpAddress S6 = *IpAddress::parse("2001:db8:5::7");
+const IpAddress G6 = *IpAddress::parse("ff3e::8000:1");
+
+UdpEndpoint gw(int i) {
+    return {IpAddress::v4(0xcb007100u + static_cast<uint32_t>(i)),
+            static_cast<uint16_t>(40000 + i)};
+}
+UdpEndpoint gw6(int i) {
+    auto a = *IpAddress::parse("2001:db8:9::100");
+    uint8_t raw[16];
+    std::memcpy(raw, a.canonical16().data(), 16);
+    raw[15] = static_cast<uint8_t>(i);
+    return {IpAddress::v6_from_bytes(raw), static_cast<uint16_t>(41000 + i)};
+}
+
+// The inner packet the relay must encapsulate: the original IP datagram with TTL one lower.
+Frame expected_inner(const Frame& native) {
+    Frame ip(native.begin() + ethernet_header_size, native.end());
+    if ((ip[0] >> 4) == 4) {
+        const uint16_t old_word = load_be16(&ip[8]);
+        ip[8]--;
+        store_be16(&ip[10], checksum_update16(load_be16(&ip[10]), old_word, load_be16(&ip[8])));
+    } else {
+        ip[7]--;
+    }
+    return ip;
+}
+
+// Checks one replica: addresses, ports, checksums (verified by the parser), AMT Data framing.
+void expect_replica(const Frame& f, const TestRelay& relay, const UdpEndpoint& from,
+                    const UdpEndpoint& to, const Frame& inner) {
+    const Received r = parse_frame(f);
+    ASSERT_TRUE(r.ok) << "replica does not parse (bad length or checksum)";
+    EXPECT_EQ(r.eth.dst, gateway_mac);
+    EXPECT_EQ(r.eth.src, const_cast<TestRelay&>(relay).relay_mac());
+    EXPECT_EQ(r.udp.src, from);
+    EXPECT_EQ(r.udp.dst, to);
+    MulticastData d;
+    ASSERT_EQ(parse_multicast_data(r.udp.payload, d), ParseError::ok);
+    EXPECT_EQ(Frame(d.packet.begin(), d.packet.end()), inner);
+    const uint8_t* ip = f.data() + ethernet_header_size;
+    if (from.ip.is_v4()) {
+        EXPECT_EQ(ip[6] & 0x40, 0x40) << "outer DF";
+        EXPECT_EQ(ip[8], 64) << "outer TTL";
+    } else {
+        EXPECT_EQ(ip[7], 64) << "outer hop limit";
+    }
+}
+
+std::vector<Frame> sent_data(TestRelay& relay) {
+    std::vector<Frame> out;
+    for (Frame& f : relay.nic().sent()) {
+        const Received r = parse_frame(f);
+        MessageType t;
+        if (r.ok && peek_message_type(r.udp.payload, t) == ParseError::ok &&
+            t == MessageType::multicast_data) {
+            out.push_back(std::move(f));
+        }
+    }
+    return out;
+}
+
+class Replication : public testing::TestWithParam<size_t> {};
+
+}  // namespace
+
+// Chained (large) and copied (small) replicas are byte-exact for N gateways.
+TEST_P(Replication, ToEveryJoinedGatewayByteExact) {
+    static int instance = 0;
+    TestRelay relay("rep" + std::to_string(instance++));
+    constexpr int gateways = 5;
+    for (int i = 0; i < gateways; ++i) {
+        ASSERT_TRUE(relay.join(gw(i), relay.relay_v4(),
+                               TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    }
+    relay.nic().sent();
+    const Frame native = multicast_frame(S1, G1, GetParam(), 8, 0xb8);
+    relay.nic().inject(native);
+    relay.step();
+    std::vector<Frame> out = sent_data(relay);
+    ASSERT_EQ(out.size(), static_cast<size_t>(gateways));
+    const Frame inner = expected_inner(native);
+    std::set<UdpEndpoint> seen;
+    for (const Frame& f : out) {
+        const Received r = parse_frame(f);
+        seen.insert(r.udp.dst);
+        expect_replica(f, relay, relay.relay_v4(), r.udp.dst, inner);
+        EXPECT_EQ(f[ethernet_header_size + 1], 0xb8) << "outer DSCP/ECN copied from the inner";
+    }
+    for (int i = 0; i < gateways; ++i)
+        EXPECT_EQ(seen.count(gw(i)), 1u) << i;
+    EXPECT_EQ(relay.dp().worker(0).counters().replicas.value(), static_cast<uint64_t>(gateways));
+}
+
+INSTANTIATE_TEST_SUITE_P(PayloadSizes, Replication, testing::Values(16, 64, 512, 1316));
+
+TEST(Dataplane, SsmSourceFiltering) {
+    TestRelay relay("ssm");
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    relay.nic().sent();
+    relay.nic().inject(multicast_frame(S2, G1, 100));  // (S2,G) was never joined
+    relay.nic().inject(multicast_frame(S1, G1, 100));
+    relay.step();
+    std::vector<Frame> out = sent_data(relay);
+    ASSERT_EQ(out.size(), 1u);
+    const Received r = parse_frame(out[0]);
+    MulticastData d;
+    ASSERT_EQ(parse_multicast_data(r.udp.payload, d), ParseError::ok);
+    EXPECT_EQ(IpAddress::v4_from_bytes(d.packet.data() + 12), S1);
+    EXPECT_EQ(relay.dp()
+                  .worker(0)
+                  .counters()
+                  .dropped[static_cast<size_t>(DataplaneDrop::no_flow)]
+                  .value(),
+              1u);
+}
+
+TEST(Dataplane, AnySourceGroupAndExcludedSource) {
+    TestRelay relay("asm");
+    // gw1: (*,G) EXCLUDE{}; gw2: EXCLUDE{S1}
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::change_to_exclude, ASM_G, {})));
+    ASSERT_TRUE(relay.join(gw(2), relay.relay_v4(),
+                           TestRelay::report(RecordType::change_to_exclude, ASM_G, {S1})));
+    relay.nic().sent();
+    relay.nic().inject(multicast_frame(S2, ASM_G, 100));
+    relay.step();
+    EXPECT_EQ(sent_data(relay).size(), 2u) << "S2 goes to both";
+    relay.nic().inject(multicast_frame(S1, ASM_G, 100));
+    relay.step();
+    std::vector<Frame> out = sent_data(relay);
+    ASSERT_EQ(out.size(), 1u) << "S1 is blocked by gw2";
+    EXPECT_EQ(parse_frame(out[0]).udp.dst, gw(1));
+}
+
+TEST(Dataplane, AllFourFamilyCombinations) {
+    TestRelay relay("fam");
+    const Frame v4_native = multicast_frame(S1, G1, 300);
+    const Frame v6_native = multicast_frame(S6, G6, 300);
+    // outer v4/inner v4, outer v4/inner v6, outer v6/inner v4, outer v6/inner v6
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    ASSERT_TRUE(relay.join(gw(2), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G6, {S6})));
+    ASSERT_TRUE(relay.join(gw6(3), relay.relay_v6(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    ASSERT_TRUE(relay.join(gw6(4), relay.relay_v6(),
+                           TestRelay::report(RecordType::allow_new_sources, G6, {S6})));
+    relay.nic().sent();
+    relay.nic().inject(v4_native);
+    relay.nic().inject(v6_native);
+    relay.step();
+    std::vector<Frame> out = sent_data(relay);
+    ASSERT_EQ(out.size(), 4u);
+    for (const Frame& f : out) {
+        const Received r = parse_frame(f);
+        if (r.udp.dst == gw(1))
+            expect_replica(f, relay, relay.relay_v4(), gw(1), expected_inner(v4_native));
+        else if (r.udp.dst == gw(2))
+            expect_replica(f, relay, relay.relay_v4(), gw(2), expected_inner(v6_native));
+        else if (r.udp.dst == gw6(3))
+            expect_replica(f, relay, relay.relay_v6(), gw6(3), expected_inner(v4_native));
+        else if (r.udp.dst == gw6(4))
+            expect_replica(f, relay, relay.relay_v6(), gw6(4), expected_inner(v6_native));
+        else
+            ADD_FAILURE() << "replica to an unknown gateway " << r.udp.dst.to_string();
+    }
+}
+
+TEST(Dataplane, TtlOfOneIsNotForwarded) {
+    TestRelay relay("ttl");
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    relay.nic().sent();
+    relay.nic().inject(multicast_frame(S1, G1, 100, 1));
+    relay.nic().inject(multicast_frame(S1, G1, 100, 2));
+    relay.step();
+    EXPECT_EQ(sent_data(relay).size(), 1u);
+    EXPECT_EQ(relay.dp()
+                  .worker(0)
+                  .counters()
+                  .dropped[static_cast<size_t>(DataplaneDrop::ttl_expired)]
+                  .value(),
+              1u);
+}
+
+TEST(Dataplane, LinkLocalGroupsAreNeverForwarded) {
+    EngineConfig engine = TestRelay::default_engine();
+    TestRelay relay("linklocal", 1, engine, true);
+    relay.nic().inject(multicast_frame(S1, *IpAddress::parse("224.0.0.5"), 60));
+    relay.nic().inject(multicast_frame(S6, *IpAddress::parse("ff02::5"), 60));
+    relay.step();
+    EXPECT_TRUE(sent_data(relay).empty());
+    EXPECT_EQ(relay.tap()->sent().size(), 2u) << "handed to the kernel instead";
+}
+
+TEST(Dataplane, OversizedPacketIsDroppedNotSent) {
+    DataplaneConfig overrides;
+    overrides.pmtu = 1000;
+    TestRelay relay("mtu", 1, TestRelay::default_engine(), false, overrides);
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    relay.nic().sent();
+    relay.nic().inject(multicast_frame(S1, G1, 1000 - 30 - 28, 8, 0, true));  // exactly fits
+    relay.nic().inject(multicast_frame(S1, G1, 1000 - 30 - 28 + 1, 8, 0, true));
+    relay.step();
+    EXPECT_EQ(sent_data(relay).size(), 1u);
+    EXPECT_EQ(relay.dp()
+                  .worker(0)
+                  .counters()
+                  .dropped[static_cast<size_t>(DataplaneDrop::too_big)]
+                  .value(),
+              1u);
+}
+
+TEST(Dataplane, DiscoveryAndRequestAnsweredByTheWorker) {
+    TestRelay relay("hs");
+    uint8_t disc[8];
+    build_discovery(disc, {.nonce = 77});
+    const UdpEndpoint anycast{*IpAddress::parse("192.52.193.1"), amt_udp_port};
+    relay.nic().inject(udp_frame(relay.relay_mac(), router_mac, gw(1), anycast, ByteView(disc)));
+    relay.step(1);
+    std::vector<Frame> out = relay.nic().sent();
+    ASSERT_EQ(out.size(), 1u);
+    Received r = parse_frame(out[0]);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.eth.dst, router_mac) << "reply goes back to the MAC it came from";
+    EXPECT_EQ(r.udp.src, anycast) << "from the anycast address it was sent to";
+    EXPECT_EQ(r.udp.dst, gw(1));
+    Advertisement adv;
+    ASSERT_EQ(parse_advertisement(r.udp.payload, adv), ParseError::ok);
+    EXPECT_EQ(adv.nonce, 77u);
+    EXPECT_EQ(adv.relay, relay.relay_v4().ip);
+    EXPECT_EQ(relay.dp().control().engine().counters().received[1].value(), 0u)
+        << "not the control thread";
+}
+
+TEST(Dataplane, UpdateThroughTheControlRingCreatesForwardingState) {
+    TestRelay relay("ring");
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    EXPECT_EQ(relay.dp().worker(0).counters().control_to_ring.value(), 1u);
+    EXPECT_EQ(relay.dp().control().engine().memberships().endpoint_count(), 1u);
+    EXPECT_EQ(relay.dp().flows().size(), 1u);
+    // Leave: the flow goes away after publication.
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::block_old_sources, G1, {S1})));
+    EXPECT_EQ(relay.dp().flows().size(), 0u);
+    relay.nic().sent();
+    relay.nic().inject(multicast_frame(S1, G1, 100));
+    relay.step();
+    EXPECT_TRUE(sent_data(relay).empty());
+}
+
+TEST(Dataplane, ArpForTheRelayAddressIsAnswered) {
+    TestRelay relay("arp", 1, TestRelay::default_engine(), true);
+    Frame f(42);
+    const MacAddress broadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    build_ethernet(f, broadcast, router_mac, ethertype_arp);
+    uint8_t* a = f.data() + 14;
+    store_be16(a, 1);
+    store_be16(a + 2, ethertype_ipv4);
+    a[4] = 6;
+    a[5] = 4;
+    store_be16(a + 6, 1);
+    std::memcpy(a + 8, router_mac.data(), 6);
+    store_be32(a + 14, 0xc0000202);  // 192.0.2.2
+    store_be32(a + 24, relay.relay_v4().ip.v4_value());
+    relay.nic().inject(f);
+    store_be32(a + 24, 0xc0000263);  // someone else: not ours, to the kernel
+    relay.nic().inject(f);
+    relay.step(1);
+    std::vector<Frame> out = relay.nic().sent();
+    ASSERT_EQ(out.size(), 1u);
+    const Frame& reply = out[0];
+    EXPECT_TRUE(std::equal(router_mac.begin(), router_mac.end(), reply.begin()));
+    EXPECT_EQ(load_be16(reply.data() + 14 + 6), 2) << "ARP reply";
+    EXPECT_TRUE(
+        std::equal(reply.begin() + 14 + 8, reply.begin() + 14 + 14, relay.relay_mac().begin()));
+    EXPECT_EQ(load_be32(reply.data() + 14 + 14), relay.relay_v4().ip.v4_value());
+    EXPECT_EQ(load_be32(reply.data() + 14 + 24), 0xc0000202u);
+    EXPECT_EQ(relay.tap()->sent().size(), 1u);
+}
+
+TEST(Dataplane, NeighborSolicitationForTheRelayAddressIsAnswered) {
+    TestRelay relay("nd");
+    const IpAddress asker = *IpAddress::parse("2001:db8::2");
+    Frame f(14 + 40 + 32);
+    build_ethernet(f, {0x33, 0x33, 0xff, 0, 0, 1}, router_mac, ethertype_ipv6);
+    uint8_t sn[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 1};
+    write_ipv6_header(MutByteView(f).subspan(14), {.payload_length = 32,
+                                                   .next_header = 58,
+                                                   .hop_limit = 255,
+                                                   .src = asker,
+                                                   .dst = IpAddress::v6_from_bytes(sn)});
+    uint8_t* ns = f.data() + 54;
+    ns[0] = 135;
+    std::memcpy(ns + 8, relay.relay_v6().ip.canonical16().data(), 16);
+    ns[24] = 1;
+    ns[25] = 1;
+    std::memcpy(ns + 26, router_mac.data(), 6);
+    const uint32_t pseudo = pseudo_header_sum(asker, IpAddress::v6_from_bytes(sn), 58, 32);
+    store_be16(ns + 2, checksum_finish(checksum_add(ByteView(ns, 32), pseudo)));
+    relay.nic().inject(f);
+    relay.step(1);
+    std::vector<Frame> out = relay.nic().sent();
+    ASSERT_EQ(out.size(), 1u);
+    const Frame& na = out[0];
+    EXPECT_TRUE(std::equal(router_mac.begin(), router_mac.end(), na.begin()));
+    EXPECT_EQ(na[54], 136) << "Neighbor Advertisement";
+    EXPECT_EQ(IpAddress::v6_from_bytes(na.data() + 54 + 8), relay.relay_v6().ip);
+    const uint32_t sum = pseudo_header_sum(relay.relay_v6().ip, asker, 58, 32);
+    EXPECT_TRUE(checksum_verifies(checksum_add(ByteView(na.data() + 54, 32), sum)));
+    EXPECT_TRUE(std::equal(na.begin() + 54 + 26, na.begin() + 54 + 32, relay.relay_mac().begin()));
+}
+
+TEST(Dataplane, NonAmtTrafficReachesTheExceptionPortAndBack) {
+    TestRelay relay("tap", 1, TestRelay::default_engine(), true);
+    uint8_t payload[4] = {1, 2, 3, 4};
+    const Frame ssh = udp_frame(relay.relay_mac(), router_mac, gw(1), {relay.relay_v4().ip, 22},
+                                ByteView(payload));
+    relay.nic().inject(ssh);
+    relay.step(1);
+    std::vector<Frame> to_kernel = relay.tap()->sent();
+    ASSERT_EQ(to_kernel.size(), 1u);
+    EXPECT_EQ(to_kernel[0], ssh);
+    EXPECT_TRUE(relay.nic().sent().empty());
+    // And the kernel's answer leaves through the NIC.
+    relay.tap()->inject(ssh);
+    relay.step(1);
+    std::vector<Frame> out = relay.nic().sent();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0], ssh);
+}

@@ -1,0 +1,82 @@
+// RCU stress (run under ASan by scripts/test): a worker thread replicates a continuous stream
+// while this thread, acting as the control thread, adds and removes tunnels of the same flow
+// and publishes a new GatewaySet after every change. Old sets are freed after each grace period,
+// so a worker that used one too long is a heap-use-after-free under ASan. After a removal, one
+// grace period and a drain of the TX ring, no replica may reach the removed gateway.
+#include <gtest/gtest.h>
+#include <rte_rcu_qsbr.h>
+
+#include <map>
+#include <random>
+
+#include "harness.hpp"
+
+using namespace amt;
+using namespace amt::test;
+
+TEST(RcuStress, ChurnWhileReplicating) {
+    TestRelay relay("stress");
+    Dataplane& dp = relay.dp();
+    const IpAddress source = *IpAddress::parse("198.51.100.7");
+    const IpAddress group = *IpAddress::parse("232.1.1.1");
+    const FlowKey key{source, group};
+    FlowPublisher& publisher = dp.control().publisher();
+    publisher.apply({FlowOp::create_flow, key});
+    publisher.publish();
+
+    dp.start_workers();
+    constexpr int gateways = 16;
+    constexpr int rounds = 3000;
+    std::mt19937 rng(7);
+    std::vector<bool> member(gateways, false);
+    std::vector<bool> must_not_receive(gateways, false);  // removed, grace passed, ring drained
+    std::map<uint16_t, int> port_to_gateway;
+    auto endpoint = [](int i) {
+        return UdpEndpoint{IpAddress::v4(0xcb007100u + static_cast<uint32_t>(i)),
+                           static_cast<uint16_t>(40000 + i)};
+    };
+    for (int i = 0; i < gateways; ++i)
+        port_to_gateway[endpoint(i).port] = i;
+    const Frame stream = multicast_frame(source, group, 1316);
+    uint64_t replicas_seen = 0;
+    int violations = 0;
+
+    auto drain = [&] {
+        for (const Frame& f : relay.nic().sent()) {
+            const Received r = parse_frame(f);
+            if (!r.ok) continue;
+            ++replicas_seen;
+            const int g = port_to_gateway[r.udp.dst.port];
+            if (must_not_receive[g]) ++violations;
+        }
+    };
+
+    for (int round = 0; round < rounds; ++round) {
+        const int g = static_cast<int>(rng() % gateways);
+        const UdpEndpoint gw = endpoint(g);
+        const bool add = !member[g];
+        publisher.apply({add ? FlowOp::add_tunnel : FlowOp::remove_tunnel, key,
+                         static_cast<EndpointId>(g), gw, relay.relay_v4()});
+        publisher.publish();
+        member[g] = add;
+        if (add) must_not_receive[g] = false;
+        for (int i = 0; i < 4; ++i)
+            relay.nic().inject(stream);
+        dp.flows().reclaim();
+        if (!add) {
+            // Wait until the worker has left every loop that could hold the old set, then
+            // drain what it sent before that.
+            rte_rcu_qsbr_synchronize(dp.rcu().get(), RTE_QSBR_THRID_INVALID);
+            drain();
+            must_not_receive[g] = true;
+        }
+        if (round % 64 == 0) drain();
+    }
+    dp.stop_workers();
+    dp.flows().reclaim();
+    drain();
+    std::printf("rounds: %d, replicas checked: %llu\n", rounds,
+                static_cast<unsigned long long>(replicas_seen));
+    EXPECT_EQ(violations, 0) << "replicas reached gateways after their removal's grace period";
+    EXPECT_GT(replicas_seen, 0u);
+}
