@@ -1,5 +1,6 @@
 #include "dataplane/gateway_set.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 
@@ -83,6 +84,9 @@ GatewaySetPtr GatewaySet::create(std::span<const TunnelHeader> tunnels) {
     if (mem == nullptr) throw std::bad_alloc();
     auto* set = new (mem) GatewaySet();
     set->count_ = static_cast<uint32_t>(tunnels.size());
+    for (const TunnelHeader& t : tunnels) {
+        set->min_tunnel_mtu_ = std::min(set->min_tunnel_mtu_, t.tunnel_mtu());
+    }
     set->tunnels_ = reinterpret_cast<TunnelHeader*>(static_cast<uint8_t*>(mem) + head);
     std::copy(tunnels.begin(), tunnels.end(), set->tunnels_);
     return GatewaySetPtr(set, &GatewaySet::destroy);

@@ -53,6 +53,8 @@ class GatewaySet {
     static void destroy(GatewaySet* set);
 
     uint32_t size() const { return count_; }
+    // The smallest tunnel MTU of the set: a packet up to this long fits every tunnel.
+    uint16_t min_tunnel_mtu() const { return min_tunnel_mtu_; }
     const TunnelHeader* begin() const { return tunnels_; }
     const TunnelHeader* end() const { return tunnels_ + count_; }
     const TunnelHeader& operator[](size_t i) const { return tunnels_[i]; }
@@ -60,6 +62,7 @@ class GatewaySet {
   private:
     GatewaySet() = default;
     uint32_t count_ = 0;
+    uint16_t min_tunnel_mtu_ = 0xffff;
     TunnelHeader* tunnels_ = nullptr;
 };
 

@@ -5,9 +5,11 @@
 #include <rte_ethdev.h>
 #include <rte_prefetch.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/checksum.hpp"
+#include "common/icmp.hpp"
 
 namespace amt {
 
@@ -46,6 +48,7 @@ Worker::Worker(const WorkerSetup& setup, const WorkerShared& shared)
       tx_(setup.port, setup.tx_queue, counters_),
       replicator_(shared.header_pool, shared.packet_pool, setup.replication, counters_) {
     counters_.protocol = &responder_.counters();
+    too_big_limiter_.configure(10, 10);  // per source: enough for PMTU discovery, no flood
     if (setup.exception_port)
         exception_tx_.emplace(*setup.exception_port, setup.exception_tx_queue, counters_);
 }
@@ -216,11 +219,22 @@ void Worker::forward_multicast(rte_mbuf* m, size_t l2, Family family) {
     }
     const uint16_t length =
         v4 ? load_be16(ip + 2) : static_cast<uint16_t>(ipv6_header_size + load_be16(ip + 4));
+    const uint8_t tos = v4 ? ip[1] : static_cast<uint8_t>(load_be16(ip) >> 4);
+    if (length > set->min_tunnel_mtu()) {
+        // Too big for some tunnel (checklist §2.10): an IPv4 DF=0 packet is fragmented for all;
+        // otherwise the tunnels that fit get it and an SSM source hears of the smallest MTU once.
+        if (v4 && (load_be16(ip + 6) & 0x4000) == 0) {
+            return fragment_and_replicate(m, l2, length, tos, *set);
+        }
+        const IpAddress group =
+            v4 ? IpAddress::v4_from_bytes(ip + 16) : IpAddress::v6_from_bytes(ip + 24);
+        if (group.is_ssm()) send_packet_too_big(m, l2, length, set->min_tunnel_mtu());
+    }
     rte_pktmbuf_adj(m, static_cast<uint16_t>(l2));
     if (m->pkt_len > length) rte_pktmbuf_trim(m, static_cast<uint16_t>(m->pkt_len - length));
     InnerPacket inner;
     inner.length = length;
-    inner.tos = v4 ? ip[1] : static_cast<uint8_t>(load_be16(ip) >> 4);
+    inner.tos = tos;
     inner.sum = m->nb_segs == 1 ? checksum_add(ByteView(ip, length)) : [&] {
         uint32_t sum = 0;
         for (rte_mbuf* seg = m; seg != nullptr; seg = seg->next) {
@@ -230,6 +244,59 @@ void Worker::forward_multicast(rte_mbuf* m, size_t l2, Family family) {
     }();
     counters_.multicast_in.add();
     replicator_.replicate(m, inner, *set, tx_);
+}
+
+void Worker::fragment_and_replicate(rte_mbuf* m, size_t l2, uint16_t length, uint8_t tos,
+                                    const GatewaySet& set) {
+    const uint8_t* ip = rte_pktmbuf_mtod_offset(m, const uint8_t*, l2);
+    Ipv4Fragmenter fragmenter(ByteView(ip, length), set.min_tunnel_mtu());
+    if (m->nb_segs != 1 || !fragmenter.valid()) return drop(m, DataplaneDrop::fragment_failed);
+    counters_.multicast_in.add();
+    for (;;) {
+        rte_mbuf* frag = rte_pktmbuf_alloc(shared_.packet_pool);
+        if (frag == nullptr) {
+            counters_.drop(DataplaneDrop::mbuf_exhausted);
+            break;
+        }
+        auto* out = rte_pktmbuf_mtod(frag, uint8_t*);
+        size_t frag_length = 0;
+        if (!fragmenter.next(MutByteView(out, rte_pktmbuf_tailroom(frag)), frag_length)) {
+            rte_pktmbuf_free(frag);
+            break;
+        }
+        rte_pktmbuf_append(frag, static_cast<uint16_t>(frag_length));
+        counters_.fragments.add();
+        const InnerPacket inner{static_cast<uint16_t>(frag_length),
+                                checksum_add(ByteView(out, frag_length)), tos};
+        replicator_.replicate(frag, inner, set, tx_);
+    }
+    rte_pktmbuf_free(m);
+}
+
+void Worker::send_packet_too_big(rte_mbuf* m, size_t l2, uint16_t length, uint16_t mtu) {
+    const uint8_t* frame = rte_pktmbuf_mtod(m, const uint8_t*);
+    const ByteView original(frame + l2, length);
+    const bool v4 = (original[0] >> 4) == 4;
+    const IpAddress source = v4 ? IpAddress::v4_from_bytes(original.data() + 12)
+                                : IpAddress::v6_from_bytes(original.data() + 8);
+    const auto& relays = setup_.engine.relay_addresses;
+    const auto relay = std::find_if(relays.begin(), relays.end(), [&](const IpAddress& a) {
+        return a.family() == source.family();
+    });
+    if (relay == relays.end() || !too_big_limiter_.allow(source, steady_now())) return;
+    rte_mbuf* reply = rte_pktmbuf_alloc(shared_.packet_pool);
+    if (reply == nullptr) return counters_.drop(DataplaneDrop::mbuf_exhausted);
+    auto* out = rte_pktmbuf_mtod(reply, uint8_t*);
+    const MutByteView room(out, rte_pktmbuf_tailroom(reply));
+    MacAddress router;
+    std::memcpy(router.data(), frame + 6, 6);  // back toward the source: where it came from
+    build_ethernet(room, router, setup_.link.mac, v4 ? ethertype_ipv4 : ethertype_ipv6);
+    const size_t n =
+        build_packet_too_big(room.subspan(ethernet_header_size), *relay, original, mtu);
+    if (n == 0) return drop(reply, DataplaneDrop::mbuf_exhausted);
+    rte_pktmbuf_append(reply, static_cast<uint16_t>(ethernet_header_size + n));
+    counters_.too_big_notices.add();
+    tx_.send(reply);
 }
 
 void Worker::handle_amt(rte_mbuf* m, size_t l2) {

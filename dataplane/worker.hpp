@@ -89,6 +89,9 @@ class Worker : private ReplySink {
     void classify_ipv4(rte_mbuf* m, size_t l2);
     void classify_ipv6(rte_mbuf* m, size_t l2);
     void forward_multicast(rte_mbuf* m, size_t l2, Family family);
+    void fragment_and_replicate(rte_mbuf* m, size_t l2, uint16_t length, uint8_t tos,
+                                const GatewaySet& set);
+    void send_packet_too_big(rte_mbuf* m, size_t l2, uint16_t length, uint16_t mtu);
     void handle_amt(rte_mbuf* m, size_t l2);
     void answer_arp(rte_mbuf* m, size_t l2);
     void answer_neighbor_solicitation(rte_mbuf* m, size_t l2, size_t icmp_offset);
@@ -105,6 +108,7 @@ class Worker : private ReplySink {
     TxQueue tx_;
     std::optional<TxQueue> exception_tx_;
     Replicator replicator_;
+    ReplyRateLimiter too_big_limiter_{4096};  // ICMP toward each source, a few per second
     std::array<PendingHandshake, burst_size> pending_{};
     std::array<Datagram, burst_size> handshakes_{};
     uint16_t pending_count_ = 0;

@@ -45,8 +45,10 @@ struct alignas(64) WorkerCounters {
     Counter exception_packets;
     Counter arp_replies;
     Counter nd_replies;
-    Counter busy_cycles;  // TSC cycles spent in loops that received packets
-    Counter idle_cycles;  // TSC cycles spent polling empty queues
+    Counter fragments;        // inner IPv4 fragments made for DF=0 packets over the tunnel MTU
+    Counter too_big_notices;  // ICMP Fragmentation Needed / Packet Too Big sent to sources
+    Counter busy_cycles;      // TSC cycles spent in loops that received packets
+    Counter idle_cycles;      // TSC cycles spent polling empty queues
     std::array<Counter, dataplane_drop_count> dropped;
     ProtocolCounters* protocol = nullptr;  // the worker's HandshakeResponder counters
 

@@ -9,9 +9,11 @@
 namespace amt::test {
 
 namespace {
+// Jumbo-sized buffers so that a test can inject packets larger than the tunnel MTU.
 rte_mempool* inject_pool() {
-    static rte_mempool* pool = rte_pktmbuf_pool_create(
-        "test_inject", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, static_cast<int>(rte_socket_id()));
+    static rte_mempool* pool =
+        rte_pktmbuf_pool_create("test_inject", 4095, 256, 0, RTE_PKTMBUF_HEADROOM + 9000,
+                                static_cast<int>(rte_socket_id()));
     if (pool == nullptr) throw std::runtime_error("test mbuf pool");
     return pool;
 }

@@ -70,7 +70,7 @@ class TestRelay {
     RingPort* tap() { return tap_.get(); }
     const UdpEndpoint& relay_v4() const { return relay_v4_; }
     const UdpEndpoint& relay_v6() const { return relay_v6_; }
-    MacAddress relay_mac() const { return dataplane_->port().mac(); }
+    const MacAddress& relay_mac() const { return dataplane_->port().mac(); }
     Time now() const { return now_; }
     void advance(Time t) { now_ += t; }
 

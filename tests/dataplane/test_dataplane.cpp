@@ -213,23 +213,99 @@ TEST(Dataplane, LinkLocalGroupsAreNeverForwarded) {
     EXPECT_EQ(relay.tap()->sent().size(), 2u) << "handed to the kernel instead";
 }
 
-TEST(Dataplane, OversizedPacketIsDroppedNotSent) {
+// Checklist §2.10: DF=1 (and IPv6) over the tunnel MTU → not sent, one ICMP to an SSM source.
+TEST(Dataplane, OversizedDfPacketGetsOneIcmpToTheSsmSource) {
     DataplaneConfig overrides;
     overrides.pmtu = 1000;
     TestRelay relay("mtu", 1, TestRelay::default_engine(), false, overrides);
     ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
                            TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    ASSERT_TRUE(relay.join(gw(2), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G6, {S6})));
     relay.nic().sent();
-    relay.nic().inject(multicast_frame(S1, G1, 1000 - 30 - 28, 8, 0, true));  // exactly fits
-    relay.nic().inject(multicast_frame(S1, G1, 1000 - 30 - 28 + 1, 8, 0, true));
+    const size_t fits = 1000 - 30 - 28;  // tunnel MTU 970 = IP 20 + UDP 8 + payload
+    relay.nic().inject(multicast_frame(S1, G1, fits, 8, 0, true));
+    const Frame big = multicast_frame(S1, G1, fits + 1, 8, 0, true);
+    relay.nic().inject(big);
+    relay.nic().inject(multicast_frame(S6, G6, 1000 - 30 - 48 + 1));  // IPv6 inner, too big
     relay.step();
-    EXPECT_EQ(sent_data(relay).size(), 1u);
+    std::vector<Frame> out = relay.nic().sent();
+    size_t data = 0;
+    std::vector<Frame> icmp;
+    for (Frame& f : out) {
+        const Received r = parse_frame(f);
+        if (r.ok)
+            ++data;
+        else
+            icmp.push_back(f);
+    }
+    EXPECT_EQ(data, 1u);
     EXPECT_EQ(relay.dp()
                   .worker(0)
                   .counters()
                   .dropped[static_cast<size_t>(DataplaneDrop::too_big)]
                   .value(),
-              1u);
+              2u);
+    ASSERT_EQ(icmp.size(), 2u) << "one ICMP per too-big packet";
+    // IPv4: Fragmentation Needed, next-hop MTU = tunnel MTU, quoting the original header.
+    const Frame& v4 = icmp[0][12] == 0x08 ? icmp[0] : icmp[1];
+    const Frame& v6 = icmp[0][12] == 0x08 ? icmp[1] : icmp[0];
+    EXPECT_TRUE(std::equal(router_mac.begin(), router_mac.end(), v4.begin()));
+    const uint8_t* ip = v4.data() + 14;
+    EXPECT_EQ(ip[9], ip_proto_icmp);
+    EXPECT_EQ(IpAddress::v4_from_bytes(ip + 12), relay.relay_v4().ip);
+    EXPECT_EQ(IpAddress::v4_from_bytes(ip + 16), S1);
+    EXPECT_TRUE(checksum_verifies(checksum_add(ByteView(ip, 20))));
+    const uint8_t* icmp4 = ip + 20;
+    EXPECT_EQ(icmp4[0], 3);
+    EXPECT_EQ(icmp4[1], 4);
+    EXPECT_EQ(load_be16(icmp4 + 6), 970);
+    EXPECT_TRUE(checksum_verifies(checksum_add(ByteView(icmp4, v4.size() - 34))));
+    EXPECT_TRUE(std::equal(icmp4 + 8 + 12, icmp4 + 8 + 20, big.begin() + 14 + 12))
+        << "quotes the header";
+    // IPv6 inner: Packet Too Big.
+    const uint8_t* ip6 = v6.data() + 14;
+    EXPECT_EQ(ip6[6], ip_proto_icmpv6);
+    EXPECT_EQ(ip6[40], 2);
+    EXPECT_EQ(load_be32(ip6 + 44), 970u) << "IPv4 outer: 1000 - 30 whatever the inner family";
+    EXPECT_EQ(IpAddress::v6_from_bytes(ip6 + 24), S6);
+    const uint32_t pseudo = pseudo_header_sum(relay.relay_v6().ip, S6, 58, load_be16(ip6 + 4));
+    EXPECT_TRUE(checksum_verifies(checksum_add(ByteView(ip6 + 40, load_be16(ip6 + 4)), pseudo)));
+}
+
+// Checklist §2.10: an inner IPv4 DF=0 packet over the tunnel MTU is fragmented, then encapsulated.
+TEST(Dataplane, OversizedDfZeroPacketIsFragmented) {
+    DataplaneConfig overrides;
+    overrides.pmtu = 1000;
+    TestRelay relay("frag", 1, TestRelay::default_engine(), false, overrides);
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    relay.nic().sent();
+    const Frame native = multicast_frame(S1, G1, 2500, 8, 0, false);
+    relay.nic().inject(native);
+    relay.step();
+    std::vector<Frame> out = sent_data(relay);
+    ASSERT_EQ(out.size(), 3u) << "2508 octets of UDP in 968-octet pieces";
+    const Frame inner = expected_inner(native);
+    Frame reassembled(inner.begin(), inner.begin() + 20);
+    size_t expected_offset = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+        const Received r = parse_frame(out[i]);
+        ASSERT_TRUE(r.ok);
+        MulticastData d;
+        ASSERT_EQ(parse_multicast_data(r.udp.payload, d), ParseError::ok);
+        EXPECT_LE(d.packet.size(), 970u);
+        EXPECT_TRUE(checksum_verifies(checksum_add(d.packet.first(20))))
+            << "fragment header checksum";
+        const uint16_t flags = load_be16(d.packet.data() + 6);
+        EXPECT_EQ((flags & 0x1fff) * 8u, expected_offset);
+        EXPECT_EQ((flags & 0x2000) != 0, i + 1 < out.size()) << "MF on all but the last";
+        reassembled.insert(reassembled.end(), d.packet.begin() + 20, d.packet.end());
+        expected_offset += d.packet.size() - 20;
+    }
+    EXPECT_TRUE(
+        std::equal(reassembled.begin() + 20, reassembled.end(), inner.begin() + 20, inner.end()));
+    EXPECT_EQ(relay.dp().worker(0).counters().fragments.value(), 3u);
 }
 
 TEST(Dataplane, DiscoveryAndRequestAnsweredByTheWorker) {
