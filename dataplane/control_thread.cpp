@@ -2,6 +2,7 @@
 
 #include <rte_ethdev.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <thread>
@@ -10,13 +11,45 @@ namespace amt {
 
 ControlThread::ControlThread(const ControlSetup& setup, const EngineConfig& engine_config,
                              SecretStore& secrets, FlowTable& flows, rte_ring* control_ring,
-                             const TunnelDefaults& tunnels, WorkerCounters& counters)
+                             const TunnelDefaults& tunnels, NextHops& next_hops, rte_mempool* pool,
+                             WorkerCounters& counters)
     : setup_(setup),
       engine_(engine_config, secrets, *this),
       flows_(flows),
-      publisher_(flows, tunnels),
+      publisher_(flows, tunnels, next_hops),
       ring_(control_ring),
-      tx_(setup.port, setup.tx_queue, counters) {}
+      tx_(setup.port, setup.tx_queue, counters),
+      next_hops_(next_hops),
+      pool_(pool) {
+    next_hop_generation_ = {next_hops.v4.generation(), next_hops.v6.generation()};
+}
+
+void ControlThread::resolve_next_hops(Time now) {
+    for (const Family family : {Family::ipv4, Family::ipv6}) {
+        const size_t i = family == Family::ipv4 ? 0 : 1;
+        NextHop& hop = next_hops_.of(family);
+        // A new MAC: rewrite and republish every tunnel of the family.
+        if (const uint64_t g = hop.generation(); g != next_hop_generation_[i]) {
+            next_hop_generation_[i] = g;
+            publisher_.next_hop_changed(family);
+        }
+        if (!hop.ip() || hop.is_static()) continue;
+        const Time wait = hop.mac() ? setup_.resolve_refresh : setup_.resolve_retry;
+        if (now - next_hop_asked_[i] < wait) continue;
+        const auto own = std::find_if(setup_.own_addresses.begin(), setup_.own_addresses.end(),
+                                      [&](const IpAddress& a) { return a.family() == family; });
+        if (own == setup_.own_addresses.end()) continue;
+        rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+        if (m == nullptr) continue;
+        const MutByteView room(rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_tailroom(m));
+        const size_t n = family == Family::ipv4
+                             ? build_arp_request(room, setup_.mac, *own, *hop.ip())
+                             : build_neighbor_solicitation(room, setup_.mac, *own, *hop.ip());
+        rte_pktmbuf_append(m, static_cast<uint16_t>(n));
+        tx_.send(m);
+        next_hop_asked_[i] = now;
+    }
+}
 
 size_t ControlThread::drain_control_ring(Time now) {
     std::array<void*, 64> objs;
@@ -56,6 +89,7 @@ size_t ControlThread::poll_once(Time now) {
     work += forward_exception_traffic();
     if (now - last_timers_ >= setup_.timer_interval) {
         engine_.advance(now);
+        resolve_next_hops(now);
         last_timers_ = now;
     }
     if (publisher_.dirty() && now - last_publish_ >= setup_.publish_interval) {

@@ -7,29 +7,36 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <optional>
 
 #include "controlplane/relay_engine.hpp"
 #include "dataplane/flow_publisher.hpp"
+#include "dataplane/next_hops.hpp"
 #include "dataplane/tx_queue.hpp"
 
 namespace amt {
 
 struct ControlSetup {
     uint16_t port = 0;
-    uint16_t tx_queue = 0;  // the control thread's own TX queue on the port
+    MacAddress mac{};                      // the port's address (ARP / NS we send)
+    std::vector<IpAddress> own_addresses;  // the relay's unicast addresses
+    uint16_t tx_queue = 0;                 // the control thread's own TX queue on the port
     std::optional<uint16_t> exception_port;
     Time publish_interval = std::chrono::milliseconds(1);
     Time timer_interval = std::chrono::milliseconds(100);
+    Time resolve_retry = std::chrono::seconds(1);     // next hop unresolved: ask every second
+    Time resolve_refresh = std::chrono::seconds(30);  // resolved: ask again now and then
 };
 
 class ControlThread : private EngineSink {
   public:
     ControlThread(const ControlSetup& setup, const EngineConfig& engine_config,
                   SecretStore& secrets, FlowTable& flows, rte_ring* control_ring,
-                  const TunnelDefaults& tunnels, WorkerCounters& counters);
+                  const TunnelDefaults& tunnels, NextHops& next_hops, rte_mempool* pool,
+                  WorkerCounters& counters);
 
     // One iteration; returns how much work it did (0 = idle).
     size_t poll_once(Time now);
@@ -50,6 +57,7 @@ class ControlThread : private EngineSink {
     }
     size_t drain_control_ring(Time now);
     size_t forward_exception_traffic();
+    void resolve_next_hops(Time now);
 
     ControlSetup setup_;
     RelayEngine engine_;
@@ -57,6 +65,10 @@ class ControlThread : private EngineSink {
     FlowPublisher publisher_;
     rte_ring* ring_;
     TxQueue tx_;
+    NextHops& next_hops_;
+    rte_mempool* pool_;
+    std::array<uint64_t, 2> next_hop_generation_{};  // v4, v6 as last seen
+    std::array<Time, 2> next_hop_asked_{};
     Time last_publish_{};
     Time last_timers_{};
     bool refusing_ = false;

@@ -45,8 +45,11 @@ Dataplane::Dataplane(const DataplaneConfig& config)
     LinkIdentity link{port_->mac(), config.engine.relay_addresses};
     link.addresses.insert(link.addresses.end(), config.engine.discovery_addresses.begin(),
                           config.engine.discovery_addresses.end());
+    next_hops_.v4.configure(config.next_hop_v4, config.next_hop_v4_mac);
+    next_hops_.v6.configure(config.next_hop_v6, config.next_hop_v6_mac);
     const WorkerShared shared{
-        *flows_, *rcu_, secrets_, control_ring_->get(), header_pool_->get(), packet_pool_->get()};
+        *flows_,   *rcu_, secrets_, control_ring_->get(), header_pool_->get(), packet_pool_->get(),
+        next_hops_};
     for (uint16_t i = 0; i < config.workers; ++i) {
         WorkerSetup setup{.port = port_id,
                           .rx_queue = i,
@@ -55,22 +58,22 @@ Dataplane::Dataplane(const DataplaneConfig& config)
                           .exception_tx_queue = i,
                           .rcu_thread_id = i,
                           .link = link,
-                          .next_hop_v4 = config.next_hop_v4,
-                          .next_hop_v6 = config.next_hop_v6,
                           .decrement_ttl = config.decrement_ttl,
                           .replication = replication,
                           .engine = config.engine};
         workers_.push_back(std::make_unique<Worker>(setup, shared));
     }
     const TunnelDefaults tunnels{.src_mac = port_->mac(),
-                                 .next_hop_v4 = config.next_hop_v4,
-                                 .next_hop_v6 = config.next_hop_v6,
                                  .ttl = config.outer_ttl,
                                  .pmtu = config.pmtu != 0 ? config.pmtu : port_->mtu()};
-    const ControlSetup control{
-        .port = port_id, .tx_queue = config.workers, .exception_port = exception_id};
+    const ControlSetup control{.port = port_id,
+                               .mac = port_->mac(),
+                               .own_addresses = config.engine.relay_addresses,
+                               .tx_queue = config.workers,
+                               .exception_port = exception_id};
     control_ = std::make_unique<ControlThread>(control, config.engine, secrets_, *flows_,
-                                               control_ring_->get(), tunnels, control_counters_);
+                                               control_ring_->get(), tunnels, next_hops_,
+                                               packet_pool_->get(), control_counters_);
     control_->on_refusing_change = [this](bool refusing) {
         for (auto& w : workers_)
             w->set_refusing_new_endpoints(refusing);

@@ -27,8 +27,11 @@ struct DataplaneConfig {
     uint32_t header_mbufs = 16383;
     uint32_t flow_table_size = 65536;
     uint32_t control_ring_size = 4096;
-    MacAddress next_hop_v4{};
-    MacAddress next_hop_v6{};
+    // The downstream router of each family: an IP resolved with ARP / ND, or a static MAC.
+    std::optional<IpAddress> next_hop_v4;
+    std::optional<MacAddress> next_hop_v4_mac;
+    std::optional<IpAddress> next_hop_v6;
+    std::optional<MacAddress> next_hop_v6_mac;
     uint16_t pmtu = 0;  // 0: the port's MTU
     uint8_t outer_ttl = 64;
     bool decrement_ttl = true;
@@ -53,12 +56,14 @@ class Dataplane {
     FlowTable& flows() { return *flows_; }
     Rcu& rcu() { return *rcu_; }
     SecretStore& secrets() { return secrets_; }
+    NextHops& next_hops() { return next_hops_; }
     const Port& port() const { return *port_; }
     WorkerCounters& control_counters() { return control_counters_; }
 
   private:
     DataplaneConfig config_;
     SecretStore secrets_;
+    NextHops next_hops_;
     std::unique_ptr<Mempool> packet_pool_;
     std::unique_ptr<Mempool> header_pool_;
     std::unique_ptr<Port> port_;

@@ -2,6 +2,10 @@
 
 namespace amt {
 
+FlowPublisher::FlowPublisher(FlowTable& table, const TunnelDefaults& defaults,
+                             const NextHops& next_hops)
+    : table_(table), defaults_(defaults), next_hops_(next_hops) {}
+
 void FlowPublisher::apply(const FlowEdit& edit) {
     dirty_.insert(edit.key);
     switch (edit.op) {
@@ -14,8 +18,8 @@ void FlowPublisher::apply(const FlowEdit& edit) {
         case FlowOp::add_tunnel: {
             Members& m = flows_[edit.key];
             if (m.position.count(edit.endpoint) != 0) return;
-            const MacAddress& next_hop =
-                edit.tunnel.ip.is_v4() ? defaults_.next_hop_v4 : defaults_.next_hop_v6;
+            const MacAddress next_hop =
+                next_hops_.of(edit.tunnel.ip.family()).mac().value_or(MacAddress{});
             m.position[edit.endpoint] = static_cast<uint32_t>(m.tunnels.size());
             m.tunnels.push_back(make_tunnel_header(edit.relay, edit.tunnel, defaults_.src_mac,
                                                    next_hop, defaults_.ttl, defaults_.pmtu,
@@ -41,13 +45,37 @@ void FlowPublisher::apply(const FlowEdit& edit) {
     }
 }
 
+void FlowPublisher::next_hop_changed(Family family) {
+    const std::optional<MacAddress> mac = next_hops_.of(family).mac();
+    for (auto& [key, members] : flows_) {
+        for (TunnelHeader& t : members.tunnels) {
+            if (t.family == family && mac) std::copy(mac->begin(), mac->end(), t.bytes);
+        }
+        dirty_.insert(key);
+    }
+}
+
 size_t FlowPublisher::publish() {
+    const bool v4_ready = next_hops_.v4.mac().has_value();
+    const bool v6_ready = next_hops_.v6.mac().has_value();
+    std::vector<TunnelHeader> ready;
     size_t n = 0;
     for (const FlowKey& key : dirty_) {
         const auto f = flows_.find(key);
         if (f == flows_.end()) {
             table_.remove(key);
-        } else if (!table_.publish(key, GatewaySet::create(f->second.tunnels))) {
+            ++n;
+            continue;
+        }
+        const std::vector<TunnelHeader>* tunnels = &f->second.tunnels;
+        if (!v4_ready || !v6_ready) {
+            ready.clear();
+            for (const TunnelHeader& t : f->second.tunnels) {
+                if (t.family == Family::ipv4 ? v4_ready : v6_ready) ready.push_back(t);
+            }
+            tunnels = &ready;
+        }
+        if (!table_.publish(key, GatewaySet::create(*tunnels))) {
             ++failures_;  // table full: the flow stays unpublished until the next change
             continue;
         }

@@ -12,6 +12,7 @@
 #include "controlplane/membership_db.hpp"
 #include "dataplane/flow_table.hpp"
 #include "dataplane/gateway_set.hpp"
+#include "dataplane/next_hops.hpp"
 
 template <>
 struct std::hash<amt::FlowKey> {
@@ -23,21 +24,23 @@ struct std::hash<amt::FlowKey> {
 
 namespace amt {
 
-// How tunnel headers are made: the port's MAC, the next hop's, outer TTL and path MTU.
+// How tunnel headers are made: the port's MAC, outer TTL and path MTU. The destination MAC is
+// the next hop's of the tunnel's family (NextHops).
 struct TunnelDefaults {
     MacAddress src_mac{};
-    MacAddress next_hop_v4{};
-    MacAddress next_hop_v6{};
     uint8_t ttl = 64;
     uint16_t pmtu = 1500;
 };
 
 class FlowPublisher {
   public:
-    FlowPublisher(FlowTable& table, const TunnelDefaults& defaults)
-        : table_(table), defaults_(defaults) {}
+    FlowPublisher(FlowTable& table, const TunnelDefaults& defaults, const NextHops& next_hops);
 
     void apply(const FlowEdit& edit);
+    // Rewrites the destination MAC of every tunnel of `family` (the next hop was resolved or
+    // changed) and republishes every flow. Tunnels of a family whose next hop is unresolved are
+    // kept but not published: nothing leaves toward an unknown MAC.
+    void next_hop_changed(Family family);
     // Publishes every changed flow; returns how many were published or removed.
     size_t publish();
     bool dirty() const { return !dirty_.empty(); }
@@ -52,6 +55,7 @@ class FlowPublisher {
 
     FlowTable& table_;
     TunnelDefaults defaults_;
+    const NextHops& next_hops_;
     std::unordered_map<FlowKey, Members> flows_;
     std::unordered_set<FlowKey> dirty_;
     size_t failures_ = 0;

@@ -175,6 +175,8 @@ void Worker::classify_ipv6(rte_mbuf* m, size_t l2) {
     const size_t total = ipv6_header_size + load_be16(ip + 4);
     const bool sane = total <= m->pkt_len - l2;
     const uint8_t next = ip[6];
+    if (sane && next == ip_proto_icmpv6)
+        learn_next_hop_v6(rte_pktmbuf_mtod(m, const uint8_t*), ip, avail);
     if (sane && next == ip_proto_icmpv6 && avail >= ipv6_header_size + 24 &&
         ip[ipv6_header_size] == icmpv6_neighbor_solicitation &&
         is_own_address(IpAddress::v6_from_bytes(ip + ipv6_header_size + 8))) {
@@ -195,6 +197,21 @@ void Worker::classify_ipv6(rte_mbuf* m, size_t l2) {
         return handle_amt(m, l2);
     }
     to_exception(m);
+}
+
+// Neighbor Solicitations and Advertisements from the IPv6 next hop carry its MAC.
+void Worker::learn_next_hop_v6(const uint8_t* frame, const uint8_t* ip, size_t avail) {
+    const NextHop& hop = shared_.next_hops.v6;
+    if (!hop.ip() || avail < ipv6_header_size + 24) return;
+    const uint8_t type = ip[ipv6_header_size];
+    const bool from_hop =
+        (type == icmpv6_neighbor_solicitation && IpAddress::v6_from_bytes(ip + 8) == *hop.ip()) ||
+        (type == icmpv6_neighbor_advertisement &&
+         IpAddress::v6_from_bytes(ip + ipv6_header_size + 8) == *hop.ip());
+    if (!from_hop) return;
+    MacAddress mac;
+    std::memcpy(mac.data(), frame + 6, 6);
+    shared_.next_hops.v6.learn(mac);
 }
 
 void Worker::forward_multicast(rte_mbuf* m, size_t l2, Family family) {
@@ -346,7 +363,7 @@ void Worker::answer_handshakes(Time now) {
 
 void Worker::send_reply(const UdpEndpoint& from, const UdpEndpoint& to, ByteView payload) {
     // Back to the MAC the message came from (its router, or the gateway itself on-link).
-    MacAddress dst = to.ip.is_v4() ? setup_.next_hop_v4 : setup_.next_hop_v6;
+    MacAddress dst = shared_.next_hops.of(to.ip.family()).mac().value_or(MacAddress{});
     for (uint16_t i = 0; i < pending_count_; ++i) {
         if (handshakes_[i].src == to && handshakes_[i].dst == from) {
             dst = pending_[i].peer_mac;
@@ -368,6 +385,14 @@ void Worker::send_reply(const UdpEndpoint& from, const UdpEndpoint& to, ByteView
 void Worker::answer_arp(rte_mbuf* m, size_t l2) {
     auto* frame = rte_pktmbuf_mtod(m, uint8_t*);
     uint8_t* arp = frame + l2;
+    // Any ARP from the IPv4 next hop (request or reply) tells us its MAC.
+    const NextHop& hop = shared_.next_hops.v4;
+    if (m->data_len >= l2 + arp_size && hop.ip() &&
+        IpAddress::v4_from_bytes(arp + 14) == *hop.ip()) {
+        MacAddress sender;
+        std::memcpy(sender.data(), arp + 8, 6);
+        shared_.next_hops.v4.learn(sender);
+    }
     if (m->data_len < l2 + arp_size || load_be16(arp) != 1 ||
         load_be16(arp + 2) != ethertype_ipv4 || load_be16(arp + 6) != RTE_ARP_OP_REQUEST ||
         !is_own_address(IpAddress::v4_from_bytes(arp + 24))) {

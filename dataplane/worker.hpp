@@ -20,6 +20,7 @@
 
 #include "controlplane/handshake_responder.hpp"
 #include "dataplane/flow_table.hpp"
+#include "dataplane/next_hops.hpp"
 #include "dataplane/replicator.hpp"
 #include "dataplane/tx_queue.hpp"
 #include "dataplane/worker_counters.hpp"
@@ -40,8 +41,6 @@ struct WorkerSetup {
     uint16_t exception_tx_queue = 0;
     uint32_t rcu_thread_id = 0;
     LinkIdentity link;
-    MacAddress next_hop_v4{};  // where replies and tunnels leave (the downstream router)
-    MacAddress next_hop_v6{};
     bool decrement_ttl = true;
     ReplicationPolicy replication;
     EngineConfig engine;  // for the HandshakeResponder
@@ -54,6 +53,7 @@ struct WorkerShared {
     rte_ring* control_ring;
     rte_mempool* header_pool;
     rte_mempool* packet_pool;
+    NextHops& next_hops;  // learned here from ARP / ND, resolved by the control thread
 };
 
 class Worker : private ReplySink {
@@ -95,6 +95,7 @@ class Worker : private ReplySink {
     void handle_amt(rte_mbuf* m, size_t l2);
     void answer_arp(rte_mbuf* m, size_t l2);
     void answer_neighbor_solicitation(rte_mbuf* m, size_t l2, size_t icmp_offset);
+    void learn_next_hop_v6(const uint8_t* frame, const uint8_t* ip, size_t avail);
     void to_exception(rte_mbuf* m);
     void drop(rte_mbuf* m, DataplaneDrop reason);
     void answer_handshakes(Time now);

@@ -141,8 +141,8 @@ TestRelay::TestRelay(const std::string& name, uint16_t workers, const EngineConf
     config.packet_mbufs = 4095;
     config.header_mbufs = 4095;
     config.flow_table_size = 4096;
-    config.next_hop_v4 = gateway_mac;
-    config.next_hop_v6 = gateway_mac;
+    if (!config.next_hop_v4) config.next_hop_v4_mac = gateway_mac;
+    if (!config.next_hop_v6) config.next_hop_v6_mac = gateway_mac;
     config.engine = engine;
     dataplane_ = std::make_unique<Dataplane>(config);
 }

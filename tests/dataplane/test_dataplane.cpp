@@ -427,3 +427,59 @@ TEST(Dataplane, NonAmtTrafficReachesTheExceptionPortAndBack) {
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0], ssh);
 }
+
+// Next hops configured by IP are resolved with ARP / ND; nothing is sent toward an unknown MAC,
+// and the tunnels switch to the learned MAC once the next hop answers.
+TEST(Dataplane, NextHopsAreResolvedWithArpAndNd) {
+    DataplaneConfig overrides;
+    overrides.next_hop_v4 = *IpAddress::parse("192.0.2.254");
+    overrides.next_hop_v6 = *IpAddress::parse("2001:db8::fe");
+    TestRelay relay("nh", 1, TestRelay::default_engine(), false, overrides);
+    relay.advance(std::chrono::seconds(2));
+    relay.step(1);
+    std::vector<Frame> asked = relay.nic().sent();
+    ASSERT_EQ(asked.size(), 2u) << "one ARP request and one Neighbor Solicitation";
+    const Frame& arp = asked[0][12] == 0x08 ? asked[0] : asked[1];
+    const Frame& ns = asked[0][12] == 0x08 ? asked[1] : asked[0];
+    EXPECT_EQ(load_be16(arp.data() + 12), ethertype_arp);
+    EXPECT_EQ(load_be16(arp.data() + 14 + 6), 1) << "request";
+    EXPECT_EQ(load_be32(arp.data() + 14 + 24), 0xc00002feu) << "for the next hop";
+    EXPECT_EQ(ns[54], 135);
+    EXPECT_EQ(IpAddress::v6_from_bytes(ns.data() + 54 + 8), *overrides.next_hop_v6);
+    const uint32_t pseudo = pseudo_header_sum(IpAddress::v6_from_bytes(ns.data() + 22),
+                                              IpAddress::v6_from_bytes(ns.data() + 38), 58, 32);
+    EXPECT_TRUE(checksum_verifies(checksum_add(ByteView(ns.data() + 54, 32), pseudo)));
+
+    // A join before resolution: the flow exists but nothing is sent yet.
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    relay.nic().sent();
+    relay.nic().inject(multicast_frame(S1, G1, 100));
+    relay.step();
+    EXPECT_TRUE(sent_data(relay).empty());
+
+    // The next hop answers (ARP reply); replicas now go to its MAC.
+    const MacAddress hop_mac{0x02, 0, 0, 0, 0, 0xfe};
+    Frame reply(42);
+    build_ethernet(reply, relay.relay_mac(), hop_mac, ethertype_arp);
+    uint8_t* a = reply.data() + 14;
+    store_be16(a, 1);
+    store_be16(a + 2, ethertype_ipv4);
+    a[4] = 6;
+    a[5] = 4;
+    store_be16(a + 6, 2);
+    std::memcpy(a + 8, hop_mac.data(), 6);
+    store_be32(a + 14, 0xc00002fe);
+    std::memcpy(a + 18, relay.relay_mac().data(), 6);
+    store_be32(a + 24, relay.relay_v4().ip.v4_value());
+    relay.nic().inject(reply);
+    relay.step();
+    relay.advance(std::chrono::milliseconds(200));
+    relay.step();
+    relay.nic().sent();
+    relay.nic().inject(multicast_frame(S1, G1, 100));
+    relay.step();
+    std::vector<Frame> out = sent_data(relay);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_TRUE(std::equal(hop_mac.begin(), hop_mac.end(), out[0].begin()));
+}
