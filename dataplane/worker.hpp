@@ -89,6 +89,7 @@ class Worker : private ReplySink {
     void classify_ipv4(rte_mbuf* m, size_t l2);
     void classify_ipv6(rte_mbuf* m, size_t l2);
     void forward_multicast(rte_mbuf* m, size_t l2, Family family);
+    static uint32_t inner_packet_sum(const rte_mbuf* m, const uint8_t* ip, uint16_t length);
     void fragment_and_replicate(rte_mbuf* m, size_t l2, uint16_t length, uint8_t tos,
                                 const GatewaySet& set);
     void send_packet_too_big(rte_mbuf* m, size_t l2, uint16_t length, uint16_t mtu);

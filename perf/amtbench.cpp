@@ -1,168 +1,60 @@
-// amtbench: benchmarks of the project's real code, printed as a table (or --json).
-// Sections so far: handshake (MAC algorithms, Request→Query responder, Update processing).
-// Every figure is measured in this run; the command line that produced it is printed with it.
+// amtbench: benchmarks of the project's real code (the same worker loop, replicator, flow table
+// and engine as amtrelayd), printed as a table or --json. Every figure is measured in this run;
+// the command line that produced it is printed with it.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "common/packet_headers.hpp"
-#include "controlplane/relay_engine.hpp"
+#include "bench_result.hpp"
+#include "dataplane/eal.hpp"
 
 using namespace amt;
-using Clock = std::chrono::steady_clock;
-
-namespace {
-
-struct Result {
-    std::string name;
-    double value;
-    std::string unit;
-};
-
-// Runs `body` (which does `per_call` operations) until `seconds` have passed; returns ops/s.
-template <typename Body>
-double rate(double seconds, size_t per_call, Body&& body) {
-    const auto start = Clock::now();
-    size_t ops = 0;
-    double elapsed = 0;
-    do {
-        for (int i = 0; i < 64; ++i)
-            body();
-        ops += 64 * per_call;
-        elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    } while (elapsed < seconds);
-    return static_cast<double>(ops) / elapsed;
-}
-
-struct NullSink : EngineSink {
-    size_t bytes = 0;
-    void send_reply(const UdpEndpoint&, const UdpEndpoint&, ByteView p) override {
-        bytes += p.size();
-    }
-    void flow_edit(const FlowEdit&) override {}
-    void upstream_change(const FlowKey&, bool) override {}
-};
-
-// Captures the Query's MAC so that Updates can be built for it.
-struct QuerySink : NullSink {
-    ResponseMac mac{};
-    uint32_t nonce = 0;
-    void send_reply(const UdpEndpoint&, const UdpEndpoint&, ByteView p) override {
-        MembershipQuery q;
-        if (parse_membership_query(p, q) == ParseError::ok) {
-            mac = q.mac;
-            nonce = q.nonce;
-        }
-    }
-};
-
-UdpEndpoint gateway(uint32_t i) {
-    return {IpAddress::v4(0x0a000000u + i), static_cast<uint16_t>(1024 + i % 60000)};
-}
-
-void bench_macs(double seconds, std::vector<Result>& out) {
-    MacSecret key{};
-    random_secret(key);
-    for (MacAlgorithm alg : {MacAlgorithm::aes_cmac_128, MacAlgorithm::hmac_sha256}) {
-        MacComputer mac(alg, key);
-        std::vector<MacInput> in(32);
-        for (uint32_t i = 0; i < in.size(); ++i)
-            in[i] = {gateway(i), i};
-        std::vector<ResponseMac> macs(in.size());
-        const double single = rate(seconds, 1, [&] { macs[0] = mac.compute(in[0]); });
-        const double batch = rate(seconds, in.size(), [&] { mac.compute_batch(in, macs); });
-        out.push_back({"mac " + std::string(to_string(alg)) + " single", 1e9 / single, "ns/MAC"});
-        out.push_back(
-            {"mac " + std::string(to_string(alg)) + " batch of 32", 1e9 / batch, "ns/MAC"});
-    }
-}
-
-void bench_responder(double seconds, std::vector<Result>& out) {
-    EngineConfig config;
-    config.relay_addresses = {*IpAddress::parse("192.0.2.1")};
-    config.limits.replies_per_second_per_source_ip = 1e12;
-    config.limits.reply_burst_per_source_ip = 1e12;
-    SecretStore secrets(Time{0});
-    HandshakeResponder responder(config, secrets);
-    NullSink sink;
-    std::vector<std::array<uint8_t, 8>> requests(32);
-    std::vector<Datagram> batch(32);
-    for (uint32_t i = 0; i < batch.size(); ++i) {
-        build_request(requests[i], {.nonce = i});
-        batch[i] = {gateway(i), {config.relay_addresses[0], amt_udp_port}, ByteView(requests[i])};
-    }
-    Time now{1};
-    const double r = rate(seconds, batch.size(), [&] { responder.respond(batch, now, sink); });
-    out.push_back({"Request→Query, burst of 32, one core", r / 1e6, "M/s"});
-}
-
-void bench_updates(double seconds, std::vector<Result>& out) {
-    EngineConfig config;
-    config.relay_addresses = {*IpAddress::parse("192.0.2.1")};
-    config.limits.replies_per_second_per_source_ip = 1e12;
-    config.limits.reply_burst_per_source_ip = 1e12;
-    SecretStore secrets(Time{0});
-    QuerySink sink;
-    RelayEngine engine(config, secrets, sink);
-    const UdpEndpoint relay{config.relay_addresses[0], amt_udp_port};
-    // 4096 gateways, each with a valid Update that refreshes its (S,G): the steady state of a
-    // relay, one accepted Update per gateway per query interval.
-    constexpr uint32_t gateways = 4096;
-    std::vector<std::vector<uint8_t>> updates(gateways);
-    const IpAddress source = *IpAddress::parse("198.51.100.7");
-    for (uint32_t i = 0; i < gateways; ++i) {
-        uint8_t req[8], report[64];
-        build_request(req, {.nonce = i});
-        engine.handle({gateway(i), relay, ByteView(req)}, Time{1});
-        ReportBuilder b(report, Family::ipv4);
-        b.add_record(RecordType::mode_is_include, IpAddress::v4(0xe8010000u + i % 64),
-                     std::span(&source, 1));
-        updates[i].resize(128);
-        updates[i].resize(build_membership_update(updates[i], sink.mac, sink.nonce,
-                                                  ByteView(report, b.finish())));
-    }
-    uint32_t next = 0;
-    const double r = rate(seconds, 1, [&] {
-        const uint32_t i = next++ % gateways;
-        engine.handle({gateway(i), relay, ByteView(updates[i])}, Time{2});
-    });
-    out.push_back({"Update (IS_IN refresh) on the control thread", r / 1e6, "M/s"});
-}
-
-}  // namespace
+using namespace amt::bench;
 
 int main(int argc, char** argv) {
     CLI::App app{"amtbench: benchmarks of the AMT relay's real code"};
     double seconds = 1.0;
     bool json = false;
-    std::vector<std::string> sections = {"handshake"};
+    std::vector<std::string> sections = {"handshake", "replication"};
+    std::vector<size_t> fanouts = {1, 4, 16, 64, 1024};
+    std::vector<size_t> payloads = {64, 512, 1316};
     app.add_option("--seconds", seconds, "measuring time per figure")->check(CLI::PositiveNumber);
     app.add_flag("--json", json, "print JSON instead of a table");
-    app.add_option("--section", sections, "sections to run")->check(CLI::IsMember({"handshake"}));
+    app.add_option("--section", sections, "sections to run")
+        ->check(CLI::IsMember({"handshake", "replication"}));
+    app.add_option("--fanout", fanouts, "replication fan-outs");
+    app.add_option("--payload", payloads, "replication UDP payload sizes (octets)");
     CLI11_PARSE(app, argc, argv);
 
     std::string command;
     for (int i = 0; i < argc; ++i)
         command += (i ? " " : "") + std::string(argv[i]);
     std::vector<Result> results;
-    bench_macs(seconds, results);
-    bench_responder(seconds, results);
-    bench_updates(seconds, results);
+    for (const std::string& s : sections) {
+        if (s == "handshake") bench_handshake(seconds, results);
+        if (s == "replication") {
+            static Eal eal({"--no-huge", "-m", "1024", "--no-shconf", "--no-pci", "-l", "0",
+                            "--log-level=*:error"});
+            bench_replication(seconds, fanouts, payloads, results);
+        }
+    }
 
     if (json) {
         nlohmann::json j = {{"command", command}, {"results", nlohmann::json::array()}};
         for (const Result& r : results) {
-            j["results"].push_back({{"name", r.name}, {"value", r.value}, {"unit", r.unit}});
+            j["results"].push_back(
+                {{"section", r.section}, {"name", r.name}, {"value", r.value}, {"unit", r.unit}});
         }
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
     }
     std::printf("# %s\n", command.c_str());
-    for (const Result& r : results)
-        std::printf("%-48s %10.2f %s\n", r.name.c_str(), r.value, r.unit.c_str());
+    for (const Result& r : results) {
+        std::printf("%-12s %-58s %10.3f %s\n", r.section.c_str(), r.name.c_str(), r.value,
+                    r.unit.c_str());
+    }
     return 0;
 }

@@ -1,0 +1,44 @@
+// One measured figure of amtbench and the loop that measures rates.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace amt::bench {
+
+struct Result {
+    std::string section;
+    std::string name;
+    double value;
+    std::string unit;
+};
+
+// Runs `body` until `seconds` have passed and returns operations per second. Each call counts
+// `per_call` operations, times what `body` returns if it returns a count.
+template <typename Body>
+double rate(double seconds, size_t per_call, Body&& body) {
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    size_t ops = 0;
+    double elapsed = 0;
+    do {
+        for (int i = 0; i < 16; ++i) {
+            if constexpr (std::is_void_v<decltype(body())>) {
+                body();
+                ops += per_call;
+            } else {
+                ops += body() * per_call;
+            }
+        }
+        elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    } while (elapsed < seconds);
+    return static_cast<double>(ops) / elapsed;
+}
+
+void bench_handshake(double seconds, std::vector<Result>& out);
+void bench_replication(double seconds, const std::vector<size_t>& fanouts,
+                       const std::vector<size_t>& payloads, std::vector<Result>& out);
+
+}  // namespace amt::bench
