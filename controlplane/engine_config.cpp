@@ -27,6 +27,10 @@ std::string validate(const EngineConfig& c) {
     if (c.robustness < 1 || c.robustness > 7) {
         return key_error("robustness", c.robustness, "must be 1..7 (RFC 3376 QRV; 2 is usual)");
     }
+    if (c.max_response_code > 255) {
+        return key_error("max_response_code", c.max_response_code,
+                         "must be 0..255 (the IGMPv3 field is one octet; 1 = answer at once)");
+    }
     if (c.membership_timeout <= c.query_interval) {
         return key_error("membership_timeout", c.membership_timeout.count(),
                          "must exceed query_interval (RFC 7450 §5.3.3.7); default 270");

@@ -18,13 +18,19 @@ HandshakeResponder::HandshakeResponder(const EngineConfig& config, const SecretS
       secrets_(secrets),
       secret_generation_(secrets.generation()),
       snapshot_(secrets.snapshot()),
-      current_mac_(config.mac_algorithm, snapshot_.current),
-      previous_mac_(config.mac_algorithm, snapshot_.previous) {
+      current_mac_(std::make_unique<MacComputer>(config.mac_algorithm, snapshot_.current)),
+      previous_mac_(std::make_unique<MacComputer>(config.mac_algorithm, snapshot_.previous)) {
     limiter_.configure(config.limits.replies_per_second_per_source_ip,
                        config.limits.reply_burst_per_source_ip);
 }
 
 void HandshakeResponder::reconfigure(const EngineConfig& config) {
+    if (config.mac_algorithm != config_.mac_algorithm) {
+        // New algorithm: new key schedules. Outstanding Queries' MACs stop verifying, as after
+        // a restart; gateways recover with their next Request.
+        current_mac_ = std::make_unique<MacComputer>(config.mac_algorithm, snapshot_.current);
+        previous_mac_ = std::make_unique<MacComputer>(config.mac_algorithm, snapshot_.previous);
+    }
     config_ = config;
     limiter_.configure(config.limits.replies_per_second_per_source_ip,
                        config.limits.reply_burst_per_source_ip);
@@ -35,8 +41,8 @@ void HandshakeResponder::refresh_secrets() {
     if (g == secret_generation_) return;
     snapshot_ = secrets_.snapshot();
     secret_generation_ = snapshot_.generation;
-    current_mac_.set_secret(snapshot_.current);
-    previous_mac_.set_secret(snapshot_.previous);
+    current_mac_->set_secret(snapshot_.current);
+    previous_mac_->set_secret(snapshot_.previous);
 }
 
 bool HandshakeResponder::is_relay_address(const UdpEndpoint& dst) const {
@@ -133,8 +139,8 @@ void HandshakeResponder::send_queries(std::span<const PendingQuery> pending, Rep
     for (size_t i = 0; i < pending.size(); ++i) {
         inputs[i] = {pending[i].request->src, load_be32(pending[i].request->payload.data() + 4)};
     }
-    current_mac_.compute_batch(std::span(inputs.data(), pending.size()),
-                               std::span(macs.data(), pending.size()));
+    current_mac_->compute_batch(std::span(inputs.data(), pending.size()),
+                                std::span(macs.data(), pending.size()));
     const bool l_flag = refusing_new_endpoints();
     for (size_t i = 0; i < pending.size(); ++i) {
         const Datagram& d = *pending[i].request;
@@ -146,6 +152,7 @@ void HandshakeResponder::send_queries(std::span<const PendingQuery> pending, Rep
         if (config_.teardown) q.gateway = d.src;
         uint8_t buf[128];
         const size_t len = build_membership_query(buf, q);
+        if (len == 0) continue;  // unencodable parameters: validate() keeps them out
         counters_.sent[static_cast<size_t>(MessageType::membership_query)].add();
         sink.send_reply(d.dst, d.src, ByteView(buf, len));
     }
@@ -161,8 +168,8 @@ bool HandshakeResponder::mac_matches(const ResponseMac& expected, const Response
 
 MacVerdict HandshakeResponder::verify(const MacInput& in, const ResponseMac& mac, Time now) {
     refresh_secrets();
-    if (mac_matches(current_mac_.compute(in), mac)) return MacVerdict::current_secret;
-    if (now < snapshot_.previous_valid_until && mac_matches(previous_mac_.compute(in), mac)) {
+    if (mac_matches(current_mac_->compute(in), mac)) return MacVerdict::current_secret;
+    if (now < snapshot_.previous_valid_until && mac_matches(previous_mac_->compute(in), mac)) {
         return MacVerdict::previous_secret;
     }
     return MacVerdict::mismatch;

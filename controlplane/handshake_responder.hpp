@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <span>
 
 #include "common/amt_messages.hpp"
@@ -77,8 +78,8 @@ class HandshakeResponder {
     const SecretStore& secrets_;
     uint64_t secret_generation_;
     SecretSnapshot snapshot_;
-    MacComputer current_mac_;
-    MacComputer previous_mac_;
+    std::unique_ptr<MacComputer> current_mac_;
+    std::unique_ptr<MacComputer> previous_mac_;
     ReplyRateLimiter limiter_;
     std::atomic<bool> refusing_{false};
     ProtocolCounters counters_;

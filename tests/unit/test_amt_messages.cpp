@@ -14,7 +14,9 @@
 
 namespace amt {
 // Readable ParseError values in failure messages.
-inline void PrintTo(ParseError e, std::ostream* os) { *os << to_string(e); }
+inline void PrintTo(ParseError e, std::ostream* os) {
+    *os << to_string(e);
+}
 }  // namespace amt
 
 using namespace amt;
@@ -23,7 +25,9 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-Bytes vec(ByteView v) { return Bytes(v.begin(), v.end()); }
+Bytes vec(ByteView v) {
+    return Bytes(v.begin(), v.end());
+}
 
 IpAddress ip(std::string_view text) {
     const auto a = IpAddress::parse(text);
@@ -45,24 +49,34 @@ uint16_t ref_sum(ByteView data, uint64_t sum = 0) {
     for (size_t i = 0; i < data.size(); i += 2) {
         sum += (uint64_t{data[i]} << 8) | (i + 1 < data.size() ? data[i + 1] : 0u);
     }
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
     return static_cast<uint16_t>(sum);
 }
 
 // True when data that contains its own checksum field verifies (the sum is all ones).
-bool ref_verifies(ByteView data, uint64_t sum = 0) { return ref_sum(data, sum) == 0xffff; }
+bool ref_verifies(ByteView data, uint64_t sum = 0) {
+    return ref_sum(data, sum) == 0xffff;
+}
 
 // Sum of the IPv6 pseudo-header for ICMPv6 (RFC 8200 §8.1), assembled octet by octet.
 uint16_t ref_icmpv6_pseudo_sum(ByteView ipv6_header, uint32_t length) {
     Bytes ph(ipv6_header.begin() + 8, ipv6_header.begin() + 40);  // source, destination
-    const Bytes tail = {static_cast<uint8_t>(length >> 24), static_cast<uint8_t>(length >> 16),
-                        static_cast<uint8_t>(length >> 8), static_cast<uint8_t>(length),
-                        0, 0, 0, 58};
+    const Bytes tail = {static_cast<uint8_t>(length >> 24),
+                        static_cast<uint8_t>(length >> 16),
+                        static_cast<uint8_t>(length >> 8),
+                        static_cast<uint8_t>(length),
+                        0,
+                        0,
+                        0,
+                        58};
     ph.insert(ph.end(), tail.begin(), tail.end());
     return ref_sum(ph);
 }
 
-uint16_t be16(ByteView v, size_t off) { return static_cast<uint16_t>((v[off] << 8) | v[off + 1]); }
+uint16_t be16(ByteView v, size_t off) {
+    return static_cast<uint16_t>((v[off] << 8) | v[off + 1]);
+}
 
 const ResponseMac kMac = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66};
 constexpr uint32_t kNonce = 0xa1b2c3d4;
@@ -188,12 +202,12 @@ const Bytes kTeardownV6 = {
 
 void expect_igmpv3_general_query(ByteView d, uint8_t mrc, uint8_t qrv, uint8_t qqic) {
     ASSERT_EQ(d.size(), 36u);
-    EXPECT_EQ(d[0], 0x46);                          // version 4, IHL 6
-    EXPECT_EQ(d[1], 0xc0);                          // TOS
-    EXPECT_EQ(be16(d, 2), 36);                      // total length
-    EXPECT_EQ(be16(d, 6) & 0x3fff, 0);              // not a fragment
-    EXPECT_EQ(d[8], 1);                             // TTL
-    EXPECT_EQ(d[9], 2);                             // IGMP
+    EXPECT_EQ(d[0], 0x46);              // version 4, IHL 6
+    EXPECT_EQ(d[1], 0xc0);              // TOS
+    EXPECT_EQ(be16(d, 2), 36);          // total length
+    EXPECT_EQ(be16(d, 6) & 0x3fff, 0);  // not a fragment
+    EXPECT_EQ(d[8], 1);                 // TTL
+    EXPECT_EQ(d[9], 2);                 // IGMP
     EXPECT_EQ(vec(d.subspan(12, 4)), (Bytes{0, 0, 0, 0}));
     EXPECT_EQ(vec(d.subspan(16, 4)), (Bytes{224, 0, 0, 1}));
     EXPECT_EQ(vec(d.subspan(20, 4)), (Bytes{0x94, 0x04, 0x00, 0x00}));  // Router Alert
@@ -277,18 +291,22 @@ constexpr MessageType kAllTypes[] = {
 // A message of `size` octets whose octet 0 is `octet0`; the rest is a recognisable pattern.
 Bytes message_of(uint8_t octet0, size_t size) {
     Bytes m(size);
-    for (size_t i = 0; i < size; ++i) m[i] = static_cast<uint8_t>(0x30 + i);
+    for (size_t i = 0; i < size; ++i)
+        m[i] = static_cast<uint8_t>(0x30 + i);
     if (size > 0) m[0] = octet0;
     return m;
 }
 
 // ---- Random field values ----
 
-uint32_t rand_u32(std::mt19937& rng) { return static_cast<uint32_t>(rng()); }
+uint32_t rand_u32(std::mt19937& rng) {
+    return static_cast<uint32_t>(rng());
+}
 
 ResponseMac rand_mac(std::mt19937& rng) {
     ResponseMac m;
-    for (auto& b : m) b = static_cast<uint8_t>(rng());
+    for (auto& b : m)
+        b = static_cast<uint8_t>(rng());
     return m;
 }
 
@@ -301,12 +319,15 @@ IpAddress rand_unicast(std::mt19937& rng, Family f) {
         return IpAddress::v4((first << 24) | (a & 0xffffff));
     }
     uint8_t raw[16];
-    for (auto& b : raw) b = static_cast<uint8_t>(rng());
+    for (auto& b : raw)
+        b = static_cast<uint8_t>(rng());
     raw[0] = static_cast<uint8_t>(0x20 | (raw[0] & 0x1f));
     return IpAddress::v6_from_bytes(raw);
 }
 
-Family rand_family(std::mt19937& rng) { return rng() % 2 ? Family::ipv4 : Family::ipv6; }
+Family rand_family(std::mt19937& rng) {
+    return rng() % 2 ? Family::ipv4 : Family::ipv6;
+}
 
 UdpEndpoint rand_endpoint(std::mt19937& rng) {
     return {rand_unicast(rng, rand_family(rng)), static_cast<uint16_t>(1 + rng() % 65535)};
@@ -315,7 +336,8 @@ UdpEndpoint rand_endpoint(std::mt19937& rng) {
 IpAddress rand_group(std::mt19937& rng, Family f) {
     if (f == Family::ipv4) return IpAddress::v4(0xe8000000 | (rand_u32(rng) & 0xffffff));
     uint8_t raw[16] = {0xff, 0x3e};
-    for (size_t i = 12; i < 16; ++i) raw[i] = static_cast<uint8_t>(rng());
+    for (size_t i = 12; i < 16; ++i)
+        raw[i] = static_cast<uint8_t>(rng());
     return IpAddress::v6_from_bytes(raw);
 }
 
@@ -326,9 +348,10 @@ Bytes rand_report(std::mt19937& rng, Family f) {
         const size_t records = rng() % 5;
         for (size_t r = 0; r < records; ++r) {
             std::vector<IpAddress> sources(rng() % 6);
-            for (auto& s : sources) s = rand_unicast(rng, f);
-            EXPECT_TRUE(b.add_record(static_cast<RecordType>(1 + rng() % 6), rand_group(rng, f),
-                                     sources));
+            for (auto& s : sources)
+                s = rand_unicast(rng, f);
+            EXPECT_TRUE(
+                b.add_record(static_cast<RecordType>(1 + rng() % 6), rand_group(rng, f), sources));
         }
         return b.finish();
     });
@@ -396,9 +419,8 @@ TEST(Request, ByteExactBothP) {
 }
 
 TEST(MembershipQuery, ByteExactIpv4WithoutGIs48Octets) {
-    const Bytes got = build([](MutByteView o) {
-        return build_membership_query(o, {.mac = kMac, .nonce = kNonce});
-    });
+    const Bytes got = build(
+        [](MutByteView o) { return build_membership_query(o, {.mac = kMac, .nonce = kNonce}); });
     EXPECT_EQ(got.size(), 48u);
     EXPECT_EQ(membership_query_size(Family::ipv4, false), 48u);
     EXPECT_EQ(got, kQueryV4);
@@ -416,9 +438,12 @@ TEST(MembershipQuery, ByteExactIpv4WithoutGIs48Octets) {
 TEST(MembershipQuery, ByteExactIpv4WithLAndGIs66Octets) {
     const UdpEndpoint gw{ip("198.51.100.7"), 50000};
     const Bytes got = build([&](MutByteView o) {
-        return build_membership_query(
-            o, {.l_flag = true, .mac = kMac, .nonce = kNonce,
-                .query = {.robustness = 3, .qqic = 60, .max_resp_code = 100}, .gateway = gw});
+        return build_membership_query(o,
+                                      {.l_flag = true,
+                                       .mac = kMac,
+                                       .nonce = kNonce,
+                                       .query = {.robustness = 3, .qqic = 60, .max_resp_code = 100},
+                                       .gateway = gw});
     });
     EXPECT_EQ(got.size(), 66u);
     EXPECT_EQ(membership_query_size(Family::ipv4, true), 66u);
@@ -438,8 +463,8 @@ TEST(MembershipQuery, ByteExactIpv4WithLAndGIs66Octets) {
 
 TEST(MembershipQuery, ByteExactIpv6WithoutGIs88Octets) {
     const Bytes got = build([](MutByteView o) {
-        return build_membership_query(
-            o, {.mac = kMac, .nonce = kNonce, .query_family = Family::ipv6});
+        return build_membership_query(o,
+                                      {.mac = kMac, .nonce = kNonce, .query_family = Family::ipv6});
     });
     EXPECT_EQ(got.size(), 88u);
     EXPECT_EQ(membership_query_size(Family::ipv6, false), 88u);
@@ -457,8 +482,11 @@ TEST(MembershipQuery, ByteExactIpv6WithGIs106Octets) {
     const UdpEndpoint gw{ip("2001:db8::42"), 2268};
     const Bytes got = build([&](MutByteView o) {
         return build_membership_query(
-            o, {.mac = kMac, .nonce = kNonce, .query_family = Family::ipv6,
-                .query = {.robustness = 3, .qqic = 60, .max_resp_code = 10000}, .gateway = gw});
+            o, {.mac = kMac,
+                .nonce = kNonce,
+                .query_family = Family::ipv6,
+                .query = {.robustness = 3, .qqic = 60, .max_resp_code = 10000},
+                .gateway = gw});
     });
     EXPECT_EQ(got.size(), 106u);
     EXPECT_EQ(membership_query_size(Family::ipv6, true), 106u);
@@ -480,10 +508,10 @@ TEST(MembershipQuery, EncapsulatedQueriesParseAsGeneralQueries) {
         uint16_t mrc;
         uint8_t qrv, qqic;
     };
-    for (const Case& c : {Case{&kQueryV4, Family::ipv4, 1, 2, 125},
-                          Case{&kQueryV4WithG, Family::ipv4, 100, 3, 60},
-                          Case{&kQueryV6, Family::ipv6, 1, 2, 125},
-                          Case{&kQueryV6WithG, Family::ipv6, 10000, 3, 60}}) {
+    for (const Case& c :
+         {Case{&kQueryV4, Family::ipv4, 1, 2, 125}, Case{&kQueryV4WithG, Family::ipv4, 100, 3, 60},
+          Case{&kQueryV6, Family::ipv6, 1, 2, 125},
+          Case{&kQueryV6WithG, Family::ipv6, 10000, 3, 60}}) {
         MembershipQuery q;
         ASSERT_EQ(parse_membership_query(*c.msg, q), ParseError::ok);
         GeneralQuery g;
@@ -504,10 +532,9 @@ TEST(MembershipUpdate, ByteExactIgmpv3) {
         return b.finish();
     });
     EXPECT_EQ(report, vec(ByteView(kUpdateV4).subspan(12)));
-    EXPECT_EQ(build([&](MutByteView o) {
-                  return build_membership_update(o, kMac, kNonce, report);
-              }),
-              kUpdateV4);
+    EXPECT_EQ(
+        build([&](MutByteView o) { return build_membership_update(o, kMac, kNonce, report); }),
+        kUpdateV4);
     MembershipUpdate u;
     ASSERT_EQ(parse_membership_update(kUpdateV4, u), ParseError::ok);
     EXPECT_EQ(u.mac, kMac);
@@ -528,10 +555,9 @@ TEST(MembershipUpdate, ByteExactMldv2) {
         return b.finish();
     });
     EXPECT_EQ(report, vec(ByteView(kUpdateV6).subspan(12)));
-    EXPECT_EQ(build([&](MutByteView o) {
-                  return build_membership_update(o, kMac, kNonce, report);
-              }),
-              kUpdateV6);
+    EXPECT_EQ(
+        build([&](MutByteView o) { return build_membership_update(o, kMac, kNonce, report); }),
+        kUpdateV6);
     MembershipUpdate u;
     ASSERT_EQ(parse_membership_update(kUpdateV6, u), ParseError::ok);
     EXPECT_EQ(u.mac, kMac);
@@ -637,9 +663,8 @@ TEST(Builders, ReturnZeroWhenBufferTooSmall) {
 TEST(MembershipQuery, Ipv4MaxRespCodeAbove255CannotBeEncoded) {
     // The IGMPv3 Max Resp Code is 8 bits; amt_messages.hpp promises 0 when the fields cannot be
     // encoded. Truncating 300 to 44 would tell gateways 4.4 s instead of 30 s.
-    const Bytes got = build([](MutByteView o) {
-        return build_membership_query(o, {.query = {.max_resp_code = 300}});
-    });
+    const Bytes got = build(
+        [](MutByteView o) { return build_membership_query(o, {.query = {.max_resp_code = 300}}); });
     EXPECT_EQ(got.size(), 0u) << "MRC 300 was encoded as " << (got.size() > 37 ? got[37] : 0);
 }
 
@@ -662,9 +687,10 @@ TEST(RoundTrip, Advertisement) {
     std::mt19937 rng(102);
     for (int i = 0; i < kIterations; ++i) {
         uint8_t raw[16];
-        for (auto& x : raw) x = static_cast<uint8_t>(rng());
+        for (auto& x : raw)
+            x = static_cast<uint8_t>(rng());
         const Advertisement m{rand_u32(rng), rng() % 2 ? IpAddress::v4_from_bytes(raw)
-                                                        : IpAddress::v6_from_bytes(raw)};
+                                                       : IpAddress::v6_from_bytes(raw)};
         const Bytes b = build([&](MutByteView o) { return build_advertisement(o, m); });
         ASSERT_EQ(b.size(), m.relay.is_v4() ? 12u : 24u);
         Advertisement p;
@@ -698,8 +724,8 @@ TEST(RoundTrip, MembershipQuery) {
         f.query_family = rand_family(rng);
         f.query.robustness = static_cast<uint8_t>(1 + rng() % 7);
         f.query.qqic = static_cast<uint8_t>(rng());
-        f.query.max_resp_code = static_cast<uint16_t>(
-            f.query_family == Family::ipv4 ? rng() % 256 : rng() % 65536);
+        f.query.max_resp_code =
+            static_cast<uint16_t>(f.query_family == Family::ipv4 ? rng() % 256 : rng() % 65536);
         if (rng() % 2) f.gateway = rand_endpoint(rng);
         const Bytes b = build([&](MutByteView o) { return build_membership_query(o, f); });
         ASSERT_EQ(b.size(), membership_query_size(f.query_family, f.gateway.has_value()));
@@ -744,7 +770,8 @@ TEST(RoundTrip, MulticastData) {
     std::mt19937 rng(106);
     for (int i = 0; i < kIterations; ++i) {
         Bytes packet(1 + rng() % 1500);
-        for (auto& x : packet) x = static_cast<uint8_t>(rng());
+        for (auto& x : packet)
+            x = static_cast<uint8_t>(rng());
         const Bytes b = build([&](MutByteView o) { return build_multicast_data(o, packet); });
         MulticastData d;
         ASSERT_EQ(parse_multicast_data(b, d), ParseError::ok);
@@ -790,9 +817,12 @@ TEST(Malformed, Item1_OneOctetPayload) {
 
 TEST(Malformed, Item1_EveryTypeTruncatedBelowItsMinimum) {
     const std::pair<MessageType, size_t> minimum[] = {
-        {MessageType::relay_discovery, 8},  {MessageType::relay_advertisement, 12},
-        {MessageType::request, 8},          {MessageType::membership_query, 12},
-        {MessageType::membership_update, 12}, {MessageType::multicast_data, 2},
+        {MessageType::relay_discovery, 8},
+        {MessageType::relay_advertisement, 12},
+        {MessageType::request, 8},
+        {MessageType::membership_query, 12},
+        {MessageType::membership_update, 12},
+        {MessageType::multicast_data, 2},
         {MessageType::teardown, 30},
     };
     for (const auto& [type, min] : minimum) {

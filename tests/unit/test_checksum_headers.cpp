@@ -21,7 +21,9 @@
 
 namespace amt {
 // Readable ParseError values in failure messages.
-inline void PrintTo(ParseError e, std::ostream* os) { *os << to_string(e); }
+inline void PrintTo(ParseError e, std::ostream* os) {
+    *os << to_string(e);
+}
 }  // namespace amt
 
 using namespace amt;
@@ -30,7 +32,9 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-Bytes vec(ByteView v) { return Bytes(v.begin(), v.end()); }
+Bytes vec(ByteView v) {
+    return Bytes(v.begin(), v.end());
+}
 
 IpAddress ip(std::string_view text) {
     const auto a = IpAddress::parse(text);
@@ -51,13 +55,16 @@ uint16_t ref_sum(ByteView data, uint64_t sum = 0) {
     for (size_t i = 0; i < data.size(); i += 2) {
         sum += (uint64_t{data[i]} << 8) | (i + 1 < data.size() ? data[i + 1] : 0u);
     }
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
     return static_cast<uint16_t>(sum);
 }
 uint16_t ref_checksum(ByteView data, uint64_t sum = 0) {
     return static_cast<uint16_t>(~ref_sum(data, sum));
 }
-bool ref_verifies(ByteView data, uint64_t sum = 0) { return ref_sum(data, sum) == 0xffff; }
+bool ref_verifies(ByteView data, uint64_t sum = 0) {
+    return ref_sum(data, sum) == 0xffff;
+}
 
 // The pseudo-header itself, octet by octet (RFC 768; RFC 8200 §8.1).
 Bytes ref_pseudo_header(const IpAddress& src, const IpAddress& dst, uint8_t proto, uint32_t len) {
@@ -67,9 +74,9 @@ Bytes ref_pseudo_header(const IpAddress& src, const IpAddress& dst, uint8_t prot
     if (src.is_v4()) {
         b.insert(b.end(), {0, proto, static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len)});
     } else {
-        b.insert(b.end(), {static_cast<uint8_t>(len >> 24), static_cast<uint8_t>(len >> 16),
-                           static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len), 0, 0, 0,
-                           proto});
+        b.insert(b.end(),
+                 {static_cast<uint8_t>(len >> 24), static_cast<uint8_t>(len >> 16),
+                  static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len), 0, 0, 0, proto});
     }
     return b;
 }
@@ -122,12 +129,13 @@ const Bytes kUdp6 = {
 
 // clang-format on
 
-const UdpEndpoint kGw4{IpAddress::v4(0xc0000201), 50000};     // 192.0.2.1:50000
-const UdpEndpoint kRelay4{IpAddress::v4(0xc6336402), 2268};   // 198.51.100.2:2268
+const UdpEndpoint kGw4{IpAddress::v4(0xc0000201), 50000};    // 192.0.2.1:50000
+const UdpEndpoint kRelay4{IpAddress::v4(0xc6336402), 2268};  // 198.51.100.2:2268
 
 Bytes random_bytes(std::mt19937& rng, size_t n) {
     Bytes b(n);
-    for (auto& x : b) x = static_cast<uint8_t>(rng());
+    for (auto& x : b)
+        x = static_cast<uint8_t>(rng());
     return b;
 }
 
@@ -158,11 +166,11 @@ TEST(Checksum, Rfc1071Example) {
 TEST(Checksum, KnownVectors) {
     EXPECT_EQ(checksum_add({}), 0u);
     EXPECT_EQ(checksum_add(Bytes{0xff, 0xff}), 0xffffu);
-    EXPECT_EQ(checksum_add(Bytes{0x01}), 0x0100u);                     // odd octet padded right
-    EXPECT_EQ(checksum_add(Bytes{0xab, 0xcd, 0xef}), 0x9aceu);         // abcd + ef00, carried
-    EXPECT_EQ(checksum_add(Bytes{0x80, 0x00, 0x80, 0x00}), 0x0001u);   // end-around carry
+    EXPECT_EQ(checksum_add(Bytes{0x01}), 0x0100u);                    // odd octet padded right
+    EXPECT_EQ(checksum_add(Bytes{0xab, 0xcd, 0xef}), 0x9aceu);        // abcd + ef00, carried
+    EXPECT_EQ(checksum_add(Bytes{0x80, 0x00, 0x80, 0x00}), 0x0001u);  // end-around carry
     EXPECT_EQ(checksum_add(Bytes(65536, 0xff)), 0xffffu);
-    EXPECT_EQ(checksum_add(ByteView(kUdp4).first(20)), 0xffffu);       // a valid IPv4 header
+    EXPECT_EQ(checksum_add(ByteView(kUdp4).first(20)), 0xffffu);  // a valid IPv4 header
     EXPECT_EQ(checksum_add(Bytes(9, 0x00)), 0u);
 }
 
@@ -183,7 +191,8 @@ TEST(Checksum, ChainingEqualsOneShot) {
         const Bytes data = random_bytes(rng, rng() % 300);
         // Cut at up to three even offsets; only the last piece may be odd.
         std::vector<size_t> cuts = {0, data.size()};
-        for (int c = 0; c < 3; ++c) cuts.push_back((rng() % (data.size() / 2 + 1)) * 2);
+        for (int c = 0; c < 3; ++c)
+            cuts.push_back((rng() % (data.size() / 2 + 1)) * 2);
         std::sort(cuts.begin(), cuts.end());
         uint32_t sum = 0;
         for (size_t c = 0; c + 1 < cuts.size(); ++c) {
@@ -378,8 +387,8 @@ TEST(UdpDatagram, ComputedZeroIsSentAsFfff) {
         });
         const uint16_t w = load_be16(&zero[off]);
         const Bytes got = build([&](MutByteView o) {
-            return build_udp_datagram(o, s, d, Bytes{static_cast<uint8_t>(w >> 8),
-                                                     static_cast<uint8_t>(w)});
+            return build_udp_datagram(o, s, d,
+                                      Bytes{static_cast<uint8_t>(w >> 8), static_cast<uint8_t>(w)});
         });
         EXPECT_EQ(load_be16(&got[off]), 0xffff);
         expect_datagram_checksums_verify(got);
@@ -509,8 +518,8 @@ TEST(Ethernet, UntaggedAndVlan) {
     EXPECT_EQ(h.ethertype, ethertype_ipv6);
     EXPECT_EQ(h.vlan_tci, 0);
     EXPECT_EQ(h.size, 14u);
-    Bytes tagged = {1, 2, 3, 4, 5, 6, 0xa, 0xb, 0xc, 0xd, 0xe, 0xf, 0x81, 0x00, 0x20, 0x64,
-                    0x08, 0x00};
+    Bytes tagged = {1,   2,   3,   4,    5,    6,    0xa,  0xb,  0xc,
+                    0xd, 0xe, 0xf, 0x81, 0x00, 0x20, 0x64, 0x08, 0x00};
     ASSERT_EQ(parse_ethernet(tagged, h), ParseError::ok);
     EXPECT_EQ(h.vlan_tci, 0x2064);
     EXPECT_EQ(h.ethertype, ethertype_ipv4);
@@ -524,8 +533,13 @@ TEST(Ethernet, UntaggedAndVlan) {
 TEST(Ipv4Header, OptionsAndLimits) {
     const Bytes ra = {0x94, 0x04, 0x00, 0x00};
     const Bytes h = build([&](MutByteView o) {
-        return write_ipv4_header(o, {.tos = 0xc0, .total_length = 32, .dont_fragment = false,
-                                     .ttl = 1, .protocol = 2, .src = 0, .dst = 0xe0000016,
+        return write_ipv4_header(o, {.tos = 0xc0,
+                                     .total_length = 32,
+                                     .dont_fragment = false,
+                                     .ttl = 1,
+                                     .protocol = 2,
+                                     .src = 0,
+                                     .dst = 0xe0000016,
                                      .options = ra});
     });
     ASSERT_EQ(h.size(), 24u);
@@ -543,9 +557,13 @@ TEST(Ipv4Header, OptionsAndLimits) {
 
 TEST(Ipv6Header, FieldsAndLimits) {
     const Bytes h = build([&](MutByteView o) {
-        return write_ipv6_header(o, {.traffic_class = 0xab, .flow_label = 0x12345,
-                                     .payload_length = 0x0102, .next_header = 17, .hop_limit = 9,
-                                     .src = ip("2001:db8::1"), .dst = ip("ff3e::1")});
+        return write_ipv6_header(o, {.traffic_class = 0xab,
+                                     .flow_label = 0x12345,
+                                     .payload_length = 0x0102,
+                                     .next_header = 17,
+                                     .hop_limit = 9,
+                                     .src = ip("2001:db8::1"),
+                                     .dst = ip("ff3e::1")});
     });
     ASSERT_EQ(h.size(), 40u);
     EXPECT_EQ(vec(ByteView(h).first(8)), (Bytes{0x6a, 0xb1, 0x23, 0x45, 0x01, 0x02, 17, 9}));
@@ -650,15 +668,14 @@ TEST(IpAddress, ParseAndToString) {
         const char* canonical;
         Family family;
     };
-    for (const Case& c : {Case{"192.0.2.1", "192.0.2.1", Family::ipv4},
-                          Case{"0.0.0.0", "0.0.0.0", Family::ipv4},
-                          Case{"255.255.255.255", "255.255.255.255", Family::ipv4},
-                          Case{"2001:db8::1", "2001:db8::1", Family::ipv6},
-                          Case{"2001:DB8:0:0:0:0:0:1", "2001:db8::1", Family::ipv6},
-                          Case{"::", "::", Family::ipv6},
-                          Case{"::1", "::1", Family::ipv6},
-                          Case{"::ffff:192.0.2.1", "::ffff:192.0.2.1", Family::ipv6},
-                          Case{"ff3e:0::8000:1", "ff3e::8000:1", Family::ipv6}}) {
+    for (const Case& c :
+         {Case{"192.0.2.1", "192.0.2.1", Family::ipv4}, Case{"0.0.0.0", "0.0.0.0", Family::ipv4},
+          Case{"255.255.255.255", "255.255.255.255", Family::ipv4},
+          Case{"2001:db8::1", "2001:db8::1", Family::ipv6},
+          Case{"2001:DB8:0:0:0:0:0:1", "2001:db8::1", Family::ipv6}, Case{"::", "::", Family::ipv6},
+          Case{"::1", "::1", Family::ipv6},
+          Case{"::ffff:192.0.2.1", "::ffff:192.0.2.1", Family::ipv6},
+          Case{"ff3e:0::8000:1", "ff3e::8000:1", Family::ipv6}}) {
         const auto a = IpAddress::parse(c.text);
         ASSERT_TRUE(a.has_value()) << c.text;
         EXPECT_EQ(a->family(), c.family) << c.text;
@@ -744,23 +761,40 @@ TEST(IpAddress, Classification) {
         const char* text;
         unsigned flags;
     };
-    for (const Case& c : {Case{"0.0.0.0", U},            Case{"192.0.2.1", 0},
-                          Case{"127.0.0.1", L},          Case{"127.255.255.254", L},
-                          Case{"128.0.0.1", 0},          Case{"255.255.255.255", B},
-                          Case{"255.255.255.254", 0},    Case{"224.0.0.0", M | LLM},
-                          Case{"224.0.0.1", M | LLM},    Case{"224.0.0.255", M | LLM},
-                          Case{"224.0.1.0", M},          Case{"232.0.0.0", M | SSM},
-                          Case{"232.255.255.255", M | SSM}, Case{"233.0.0.1", M},
-                          Case{"239.255.255.255", M},    Case{"240.0.0.1", 0},
-                          Case{"169.254.0.1", LLU},      Case{"169.255.0.1", 0},
-                          Case{"::", U},                 Case{"::1", L},
-                          Case{"::2", 0},                Case{"2001:db8::1", 0},
-                          Case{"fe80::1", LLU},          Case{"febf:ffff::1", LLU},
-                          Case{"fec0::1", 0},            Case{"ff00::1", M | LLM},
-                          Case{"ff01::1", M | LLM},      Case{"ff02::1", M | LLM},
-                          Case{"ff12::1", M | LLM},      Case{"ff05::1", M},
-                          Case{"ff0e::1", M},            Case{"ff3e::8000:1", M | SSM},
-                          Case{"ff32::1", M | LLM | SSM}, Case{"ff3e:1::1", M}}) {
+    for (const Case& c : {Case{"0.0.0.0", U},
+                          Case{"192.0.2.1", 0},
+                          Case{"127.0.0.1", L},
+                          Case{"127.255.255.254", L},
+                          Case{"128.0.0.1", 0},
+                          Case{"255.255.255.255", B},
+                          Case{"255.255.255.254", 0},
+                          Case{"224.0.0.0", M | LLM},
+                          Case{"224.0.0.1", M | LLM},
+                          Case{"224.0.0.255", M | LLM},
+                          Case{"224.0.1.0", M},
+                          Case{"232.0.0.0", M | SSM},
+                          Case{"232.255.255.255", M | SSM},
+                          Case{"233.0.0.1", M},
+                          Case{"239.255.255.255", M},
+                          Case{"240.0.0.1", 0},
+                          Case{"169.254.0.1", LLU},
+                          Case{"169.255.0.1", 0},
+                          Case{"::", U},
+                          Case{"::1", L},
+                          Case{"::2", 0},
+                          Case{"2001:db8::1", 0},
+                          Case{"fe80::1", LLU},
+                          Case{"febf:ffff::1", LLU},
+                          Case{"fec0::1", 0},
+                          Case{"ff00::1", M | LLM},
+                          Case{"ff01::1", M | LLM},
+                          Case{"ff02::1", M | LLM},
+                          Case{"ff12::1", M | LLM},
+                          Case{"ff05::1", M},
+                          Case{"ff0e::1", M},
+                          Case{"ff3e::8000:1", M | SSM},
+                          Case{"ff32::1", M | LLM | SSM},
+                          Case{"ff3e:1::1", M}}) {
         const IpAddress a = ip(c.text);
         SCOPED_TRACE(c.text);
         EXPECT_EQ(a.is_unspecified(), (c.flags & U) != 0);

@@ -15,7 +15,9 @@
 
 namespace amt {
 // Readable ParseError values in failure messages.
-inline void PrintTo(ParseError e, std::ostream* os) { *os << to_string(e); }
+inline void PrintTo(ParseError e, std::ostream* os) {
+    *os << to_string(e);
+}
 }  // namespace amt
 
 using namespace amt;
@@ -24,9 +26,13 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-Bytes vec(ByteView v) { return Bytes(v.begin(), v.end()); }
+Bytes vec(ByteView v) {
+    return Bytes(v.begin(), v.end());
+}
 
-void put(Bytes& b, ByteView v) { b.insert(b.end(), v.begin(), v.end()); }
+void put(Bytes& b, ByteView v) {
+    b.insert(b.end(), v.begin(), v.end());
+}
 
 void put16(Bytes& b, size_t v) {
     b.push_back(static_cast<uint8_t>(v >> 8));
@@ -51,13 +57,16 @@ uint16_t ref_sum(ByteView data, uint64_t sum = 0) {
     for (size_t i = 0; i < data.size(); i += 2) {
         sum += (uint64_t{data[i]} << 8) | (i + 1 < data.size() ? data[i + 1] : 0u);
     }
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
     return static_cast<uint16_t>(sum);
 }
 uint16_t ref_checksum(ByteView data, uint64_t sum = 0) {
     return static_cast<uint16_t>(~ref_sum(data, sum));
 }
-bool ref_verifies(ByteView data, uint64_t sum = 0) { return ref_sum(data, sum) == 0xffff; }
+bool ref_verifies(ByteView data, uint64_t sum = 0) {
+    return ref_sum(data, sum) == 0xffff;
+}
 
 // ICMPv6 pseudo-header sum (RFC 8200 §8.1) from the addresses' octets.
 uint16_t ref_pseudo6(const IpAddress& src, const IpAddress& dst, size_t length) {
@@ -79,8 +88,7 @@ void expect_checksums_verify(ByteView d) {
     } else {
         const ByteView m = d.subspan(48);
         EXPECT_TRUE(ref_verifies(m, ref_pseudo6(IpAddress::v6_from_bytes(d.data() + 8),
-                                                IpAddress::v6_from_bytes(d.data() + 24),
-                                                m.size())))
+                                                IpAddress::v6_from_bytes(d.data() + 24), m.size())))
             << "ICMPv6 checksum";
     }
 }
@@ -227,7 +235,8 @@ Bytes record(uint8_t type, const IpAddress& group, std::initializer_list<IpAddre
     Bytes r = {type, aux_words};
     put16(r, sources.size());
     put(r, group.wire());
-    for (const IpAddress& s : sources) put(r, s.wire());
+    for (const IpAddress& s : sources)
+        put(r, s.wire());
     r.insert(r.end(), size_t{aux_words} * 4, 0xa5);
     return r;
 }
@@ -237,7 +246,8 @@ Bytes report_message(uint8_t type, size_t num_records, std::initializer_list<Byt
                      const Bytes& trailing = {}) {
     Bytes m = {type, 0, 0, 0, 0, 0};
     put16(m, num_records);
-    for (const Bytes& r : records) put(m, r);
+    for (const Bytes& r : records)
+        put(m, r);
     put(m, trailing);
     return m;
 }
@@ -268,7 +278,8 @@ std::vector<Rec> read_records(const MembershipReport& r) {
     RecordIterator it = r.records();
     while (it.next(g)) {
         Rec x{g.type, g.group, {}};
-        for (size_t i = 0; i < g.num_sources; ++i) x.sources.push_back(g.source(i));
+        for (size_t i = 0; i < g.num_sources; ++i)
+            x.sources.push_back(g.source(i));
         out.push_back(x);
     }
     return out;
@@ -289,7 +300,8 @@ IpAddress rand_unicast(std::mt19937& rng, Family f) {
         return IpAddress::v4(((1 + (a >> 24) % 126) << 24) | (a & 0xffffff));  // 1-126.x.y.z
     }
     uint8_t raw[16];
-    for (auto& b : raw) b = static_cast<uint8_t>(rng());
+    for (auto& b : raw)
+        b = static_cast<uint8_t>(rng());
     raw[0] = static_cast<uint8_t>(0x20 | (raw[0] & 0x1f));
     return IpAddress::v6_from_bytes(raw);
 }
@@ -299,7 +311,8 @@ IpAddress rand_group(std::mt19937& rng, Family f) {
         return IpAddress::v4(0xe0000100 + static_cast<uint32_t>(rng() % 0x0fffff00));
     }
     uint8_t raw[16];
-    for (auto& b : raw) b = static_cast<uint8_t>(rng());
+    for (auto& b : raw)
+        b = static_cast<uint8_t>(rng());
     raw[0] = 0xff;
     return IpAddress::v6_from_bytes(raw);
 }
@@ -407,12 +420,10 @@ TEST(GeneralQuery, GroupSpecificQueryIsNotGeneral) {
 TEST(GeneralQuery, RobustnessAbove7EncodesQrvZero) {
     // RFC 3376 §4.1.6 and RFC 3810 §5.1.8: if the Robustness Variable exceeds 7, QRV is set to 0.
     for (uint8_t rv = 8; rv <= 15; ++rv) {
-        const Bytes v4 = build([&](MutByteView o) {
-            return build_igmpv3_general_query(o, {.robustness = rv});
-        });
-        const Bytes v6 = build([&](MutByteView o) {
-            return build_mldv2_general_query(o, {.robustness = rv});
-        });
+        const Bytes v4 =
+            build([&](MutByteView o) { return build_igmpv3_general_query(o, {.robustness = rv}); });
+        const Bytes v6 =
+            build([&](MutByteView o) { return build_mldv2_general_query(o, {.robustness = rv}); });
         ASSERT_EQ(v4.size(), 36u);
         ASSERT_EQ(v6.size(), 76u);
         EXPECT_EQ(v4[32] & 0x07, 0) << "IGMP robustness " << int(rv);
@@ -558,14 +569,15 @@ TEST(RoundTrip, ReportsWithSeveralRecordsAndSources) {
     std::mt19937 rng(202);
     for (int i = 0; i < kIterations; ++i) {
         const Family f = rng() % 2 ? Family::ipv4 : Family::ipv6;
-        const IpAddress src = rng() % 4 ? rand_unicast(rng, f) : ip(f == Family::ipv4 ? "0.0.0.0"
-                                                                                        : "::");
+        const IpAddress src =
+            rng() % 4 ? rand_unicast(rng, f) : ip(f == Family::ipv4 ? "0.0.0.0" : "::");
         std::vector<Rec> recs(rng() % 9);
         for (Rec& r : recs) {
             r.type = static_cast<uint8_t>(1 + rng() % 6);
             r.group = rand_group(rng, f);
             r.sources.resize(rng() % 12);
-            for (IpAddress& s : r.sources) s = rand_unicast(rng, f);
+            for (IpAddress& s : r.sources)
+                s = rand_unicast(rng, f);
         }
         const Bytes d = build([&](MutByteView o) {
             ReportBuilder b(o, f, src);
@@ -770,9 +782,8 @@ TEST(Malformed, Item13_Ipv4OptionVariantsAccepted) {
 
 TEST(Malformed, Item13_VlcIhl6AllZeroOptionWordAccepted) {
     MembershipReport r;
-    const Bytes d =
-        make_v4(report_message(0x22, 1, {record(4, ip("239.1.1.1"))}, {0, 0, 0, 0}),
-                {.options = {0, 0, 0, 0}});
+    const Bytes d = make_v4(report_message(0x22, 1, {record(4, ip("239.1.1.1"))}, {0, 0, 0, 0}),
+                            {.options = {0, 0, 0, 0}});
     ASSERT_EQ(d[0], 0x46);
     ASSERT_EQ(parse_membership_report(d, r), ParseError::ok);
     EXPECT_FALSE(r.router_alert);
@@ -950,8 +961,8 @@ TEST(Malformed, Item14_IgmpV2WithTrailingBytesAccepted) {
         MembershipReport r;
         ASSERT_EQ(parse_membership_report(make_v4(m), r), ParseError::ok);
         EXPECT_EQ(r.group, ip("239.1.2.3"));
-        EXPECT_EQ(r.kind, type == igmp_v2_report ? ReportKind::igmpv2_report
-                                                 : ReportKind::igmpv2_leave);
+        EXPECT_EQ(r.kind,
+                  type == igmp_v2_report ? ReportKind::igmpv2_report : ReportKind::igmpv2_leave);
     }
 }
 
@@ -1040,12 +1051,11 @@ TEST(Malformed, Item15_AuxDataIgnored) {
 }
 
 TEST(Malformed, Item15_UnknownRecordTypesYieldedRaw) {
-    const Bytes d = make_v4(report_message(0x22, 5,
-                                           {record(0, ip("232.0.0.1"), {ip("192.0.2.1")}),
-                                            record(1, ip("232.0.0.2"), {ip("192.0.2.2")}),
-                                            record(7, ip("232.0.0.3")),
-                                            record(200, ip("232.0.0.4"), {}, 1),
-                                            record(6, ip("232.0.0.5"), {ip("192.0.2.5")})}));
+    const Bytes d = make_v4(report_message(
+        0x22, 5,
+        {record(0, ip("232.0.0.1"), {ip("192.0.2.1")}),
+         record(1, ip("232.0.0.2"), {ip("192.0.2.2")}), record(7, ip("232.0.0.3")),
+         record(200, ip("232.0.0.4"), {}, 1), record(6, ip("232.0.0.5"), {ip("192.0.2.5")})}));
     const std::vector<Rec> records = parse_records(d);
     ASSERT_EQ(records.size(), 5u);
     const uint8_t types[] = {0, 1, 7, 200, 6};
@@ -1063,10 +1073,10 @@ TEST(Malformed, Item15_UnknownRecordTypesYieldedRaw) {
 }
 
 TEST(Malformed, Item15_RepeatedGroupAndDuplicateSourcesParsed) {
-    const Bytes d = make_v4(report_message(
-        0x22, 2,
-        {record(5, ip("232.1.1.1"), {ip("192.0.2.1"), ip("192.0.2.1")}),
-         record(6, ip("232.1.1.1"), {ip("192.0.2.1")})}));
+    const Bytes d =
+        make_v4(report_message(0x22, 2,
+                               {record(5, ip("232.1.1.1"), {ip("192.0.2.1"), ip("192.0.2.1")}),
+                                record(6, ip("232.1.1.1"), {ip("192.0.2.1")})}));
     const std::vector<Rec> expected = {{5, ip("232.1.1.1"), {ip("192.0.2.1"), ip("192.0.2.1")}},
                                        {6, ip("232.1.1.1"), {ip("192.0.2.1")}}};
     EXPECT_EQ(parse_records(d), expected);
