@@ -364,7 +364,8 @@ ParseError parse_membership_report(ByteView datagram, MembershipReport& out) {
     return version == 4 ? parse_igmp(inner.message, out) : parse_mld(inner.message, out);
 }
 
-ParseError parse_general_query(ByteView d, GeneralQuery& out) {
+ParseError parse_router_query(ByteView d, RouterQuery& out) {
+    out = RouterQuery{};
     MembershipReport ip;  // reuses the inner-header checks; only the IP fields are read
     InnerDatagram inner;
     if (d.empty()) return ParseError::inner_truncated;
@@ -372,36 +373,64 @@ ParseError parse_general_query(ByteView d, GeneralQuery& out) {
     if (version == 4) {
         if (ParseError e = parse_inner_ipv4(d, ip, inner); e != ParseError::ok) return e;
         const ByteView m = inner.message;
-        if (m.size() < 12) return ParseError::igmp_truncated;
+        if (m.size() < 8) return ParseError::igmp_truncated;
         if (m[0] != igmp_membership_query) return ParseError::not_general_query;
         if (!checksum_verifies(checksum_add(m))) return ParseError::igmp_bad_checksum;
-        // A general query names no group and no source (RFC 3376 §4.1.9).
-        if (load_be32(m.data() + 4) != 0 || load_be16(m.data() + 10) != 0) {
-            return ParseError::not_general_query;
-        }
+        out.group = IpAddress::v4_from_bytes(m.data() + 4);
         out.max_resp_code = m[1];
-        out.robustness = m[8] & 0x07;
-        out.qqic = m[9];
+        if (m.size() < 12) {  // IGMPv1/v2 querier (RFC 3376 §7.1)
+            out.version = 2;
+        } else {
+            out.version = 3;
+            out.robustness = m[8] & 0x07;
+            out.qqic = m[9];
+            const size_t n = load_be16(m.data() + 10);
+            if (m.size() < 12 + n * 4) return ParseError::record_sources_overrun;
+            out.num_sources = static_cast<uint16_t>(n);
+            out.source_bytes = m.subspan(12, n * 4);
+        }
     } else if (version == 6) {
         if (ParseError e = parse_inner_ipv6(d, ip, inner); e != ParseError::ok) return e;
         const ByteView m = inner.message;
-        if (m.size() < 28) return ParseError::mld_truncated;
+        if (m.size() < 24) return ParseError::mld_truncated;
         if (m[0] != mld_query) return ParseError::not_general_query;
         const uint32_t pseudo = pseudo_header_sum(ip.inner_src, ip.inner_dst, ip_proto_icmpv6,
                                                   static_cast<uint32_t>(m.size()));
         if (!checksum_verifies(checksum_add(m, pseudo))) return ParseError::mld_bad_checksum;
-        if (!IpAddress::v6_from_bytes(m.data() + 8).is_unspecified() ||
-            load_be16(m.data() + 26) != 0) {
-            return ParseError::not_general_query;
-        }
+        out.group = IpAddress::v6_from_bytes(m.data() + 8);
         out.max_resp_code = load_be16(m.data() + 4);
-        out.robustness = m[24] & 0x07;
-        out.qqic = m[25];
+        if (m.size() < 28) {  // MLDv1 querier (RFC 3810 §8.2)
+            out.version = 1;
+        } else {
+            out.version = 2;
+            out.robustness = m[24] & 0x07;
+            out.qqic = m[25];
+            const size_t n = load_be16(m.data() + 26);
+            if (m.size() < 28 + n * 16) return ParseError::record_sources_overrun;
+            out.num_sources = static_cast<uint16_t>(n);
+            out.source_bytes = m.subspan(28, n * 16);
+        }
     } else {
         return ParseError::inner_bad_version;
     }
     out.family = ip.family;
     out.datagram_length = inner.datagram_length;
+    return ParseError::ok;
+}
+
+ParseError parse_general_query(ByteView d, GeneralQuery& out) {
+    RouterQuery q;
+    if (ParseError e = parse_router_query(d, q); e != ParseError::ok) return e;
+    // The relay's own queries are v3/v2 general queries: no group, no source (RFC 3376 §4.1.9).
+    const bool v3 = q.family == Family::ipv4 ? q.version == 3 : q.version == 2;
+    if (!v3 || !q.group.is_unspecified() || q.num_sources != 0) {
+        return ParseError::not_general_query;
+    }
+    out.family = q.family;
+    out.robustness = q.robustness;
+    out.qqic = q.qqic;
+    out.max_resp_code = q.max_resp_code;
+    out.datagram_length = q.datagram_length;
     return ParseError::ok;
 }
 

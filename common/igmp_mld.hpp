@@ -58,6 +58,26 @@ struct GeneralQuery {
 // The gateway's side: reads the general query encapsulated in a Membership Query.
 ParseError parse_general_query(ByteView datagram, GeneralQuery& out);
 
+// Any query a multicast router sends (the relay's upstream side): general, group-specific or
+// group-and-source-specific; IGMPv3/v2 (version 3 or 2) and MLDv2/v1 (version 2 or 1).
+struct RouterQuery {
+    Family family = Family::ipv4;
+    uint8_t version = 0;
+    IpAddress group;  // unspecified: general query
+    uint16_t max_resp_code = 0;
+    uint8_t robustness = 0;
+    uint8_t qqic = 0;
+    uint16_t num_sources = 0;
+    ByteView source_bytes;
+    size_t datagram_length = 0;
+
+    IpAddress source(size_t i) const {
+        return family == Family::ipv4 ? IpAddress::v4_from_bytes(source_bytes.data() + i * 4)
+                                      : IpAddress::v6_from_bytes(source_bytes.data() + i * 16);
+    }
+};
+ParseError parse_router_query(ByteView datagram, RouterQuery& out);
+
 enum class ReportKind : uint8_t {
     igmpv3_report,
     igmpv2_report,

@@ -15,12 +15,15 @@ ControlThread::ControlThread(const ControlSetup& setup, const EngineConfig& engi
                              WorkerCounters& counters)
     : setup_(setup),
       engine_(engine_config, secrets, *this),
+      upstream_(setup.upstream, *this),
       flows_(flows),
       publisher_(flows, tunnels, next_hops),
       ring_(control_ring),
       tx_(setup.port, setup.tx_queue, counters),
       next_hops_(next_hops),
       pool_(pool) {
+    if (setup.upstream_port != setup.port)
+        upstream_tx_.emplace(setup.upstream_port, setup.tx_queue, counters);
     next_hop_generation_ = {next_hops.v4.generation(), next_hops.v6.generation()};
 }
 
@@ -61,18 +64,51 @@ size_t ControlThread::drain_control_ring(Time now) {
         auto* m = static_cast<rte_mbuf*>(objs[i]);
         const auto* frame = rte_pktmbuf_mtod(m, const uint8_t*);
         EthernetHeader eth;
+        if (parse_ethernet(ByteView(frame, m->data_len), eth) != ParseError::ok) continue;
+        const ByteView ip(frame + eth.size, m->data_len - eth.size);
         UdpDatagram udp;
-        // The worker checked lengths and the UDP checksum before it queued the frame.
-        if (parse_ethernet(ByteView(frame, m->data_len), eth) == ParseError::ok &&
-            parse_udp_datagram(ByteView(frame + eth.size, m->data_len - eth.size), udp, false) ==
-                ParseError::ok) {
+        // Workers queue AMT Updates/Teardowns (lengths and UDP checksum already checked) and
+        // the upstream routers' IGMP / MLD queries.
+        if (parse_udp_datagram(ip, udp, false) == ParseError::ok) {
             batch[count++] = {udp.src, udp.dst, udp.payload};
+        } else {
+            upstream_.handle_query(ip, now);
         }
     }
     engine_.handle_batch(std::span(batch.data(), count), now);
     for (unsigned i = 0; i < n; ++i)
         rte_pktmbuf_free(static_cast<rte_mbuf*>(objs[i]));
     return n;
+}
+
+void ControlThread::send_upstream(Family family, ByteView datagram) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    if (m == nullptr) return;
+    const size_t size = ethernet_header_size + datagram.size();
+    auto* out = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(size)));
+    if (out == nullptr) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    // Multicast MAC of the report's destination (224.0.0.22 / ff02::16): RFC 1112 §6.4, RFC 2464
+    // §7.
+    MacAddress dst;
+    if (family == Family::ipv4) {
+        dst = {0x01,         0x00,        0x5e, static_cast<uint8_t>(datagram[17] & 0x7f),
+               datagram[18], datagram[19]};
+    } else {
+        dst = {0x33, 0x33, datagram[36], datagram[37], datagram[38], datagram[39]};
+    }
+    build_ethernet(MutByteView(out, size), dst, setup_.upstream_mac,
+                   family == Family::ipv4 ? ethertype_ipv4 : ethertype_ipv6);
+    std::memcpy(out + ethernet_header_size, datagram.data(), datagram.size());
+    (upstream_tx_ ? *upstream_tx_ : tx_).send(m);
+}
+
+void ControlThread::leave_upstream() {
+    upstream_.leave_all();
+    tx_.flush();
+    if (upstream_tx_) upstream_tx_->flush();
 }
 
 size_t ControlThread::forward_exception_traffic() {
@@ -85,10 +121,12 @@ size_t ControlThread::forward_exception_traffic() {
 }
 
 size_t ControlThread::poll_once(Time now) {
+    now_ = now;
     size_t work = drain_control_ring(now);
     work += forward_exception_traffic();
     if (now - last_timers_ >= setup_.timer_interval) {
         engine_.advance(now);
+        upstream_.advance(now);
         resolve_next_hops(now);
         last_timers_ = now;
     }
@@ -98,6 +136,7 @@ size_t ControlThread::poll_once(Time now) {
     }
     flows_.reclaim();
     tx_.flush();
+    if (upstream_tx_) upstream_tx_->flush();
     const bool refusing = engine_.refusing_new_endpoints();
     if (refusing != refusing_) {
         refusing_ = refusing;

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "controlplane/relay_engine.hpp"
+#include "controlplane/upstream_proxy.hpp"
 #include "dataplane/flow_publisher.hpp"
 #include "dataplane/next_hops.hpp"
 #include "dataplane/tx_queue.hpp"
@@ -23,7 +24,10 @@ struct ControlSetup {
     uint16_t port = 0;
     MacAddress mac{};                      // the port's address (ARP / NS we send)
     std::vector<IpAddress> own_addresses;  // the relay's unicast addresses
-    uint16_t tx_queue = 0;                 // the control thread's own TX queue on the port
+    uint16_t tx_queue = 0;                 // the control thread's own TX queue on each port
+    uint16_t upstream_port = 0;            // = port when the relay has a single port
+    MacAddress upstream_mac{};
+    UpstreamConfig upstream;
     std::optional<uint16_t> exception_port;
     Time publish_interval = std::chrono::milliseconds(1);
     Time timer_interval = std::chrono::milliseconds(100);
@@ -31,7 +35,7 @@ struct ControlSetup {
     Time resolve_refresh = std::chrono::seconds(30);  // resolved: ask again now and then
 };
 
-class ControlThread : private EngineSink {
+class ControlThread : private EngineSink, private UpstreamSink {
   public:
     ControlThread(const ControlSetup& setup, const EngineConfig& engine_config,
                   SecretStore& secrets, FlowTable& flows, rte_ring* control_ring,
@@ -43,6 +47,9 @@ class ControlThread : private EngineSink {
     void run(const std::atomic<bool>& stop);
 
     RelayEngine& engine() { return engine_; }
+    UpstreamProxy& upstream() { return upstream_; }
+    // Graceful stop (checklist §2.15): leave every group upstream, now.
+    void leave_upstream();
     FlowPublisher& publisher() { return publisher_; }
     // Called with each merged upstream join (true) / leave (false): the upstream proxy's input.
     std::function<void(const FlowKey&, bool)> on_upstream_change;
@@ -53,22 +60,27 @@ class ControlThread : private EngineSink {
     void send_reply(const UdpEndpoint& from, const UdpEndpoint& to, ByteView payload) override;
     void flow_edit(const FlowEdit& edit) override { publisher_.apply(edit); }
     void upstream_change(const FlowKey& key, bool join) override {
+        upstream_.change(key, join, now_);
         if (on_upstream_change) on_upstream_change(key, join);
     }
+    void send_upstream(Family family, ByteView datagram) override;
     size_t drain_control_ring(Time now);
     size_t forward_exception_traffic();
     void resolve_next_hops(Time now);
 
     ControlSetup setup_;
     RelayEngine engine_;
+    UpstreamProxy upstream_;
     FlowTable& flows_;
     FlowPublisher publisher_;
     rte_ring* ring_;
     TxQueue tx_;
+    std::optional<TxQueue> upstream_tx_;  // when upstream is a port of its own
     NextHops& next_hops_;
     rte_mempool* pool_;
     std::array<uint64_t, 2> next_hop_generation_{};  // v4, v6 as last seen
     std::array<Time, 2> next_hop_asked_{};
+    Time now_{};
     Time last_publish_{};
     Time last_timers_{};
     bool refusing_ = false;

@@ -23,17 +23,24 @@ int worker_main(void* arg) {
 Dataplane::Dataplane(const DataplaneConfig& config)
     : config_(config), secrets_(std::chrono::steady_clock::now().time_since_epoch()) {
     const uint16_t port_id = Port::id_by_name(config.port);
+    const bool separate_upstream =
+        !config.upstream_port.empty() && config.upstream_port != config.port;
+    const uint16_t upstream_id =
+        separate_upstream ? Port::id_by_name(config.upstream_port) : port_id;
     packet_pool_ = std::make_unique<Mempool>("amt_packets", config.packet_mbufs, packet_data_room);
     header_pool_ = std::make_unique<Mempool>("amt_headers", config.header_mbufs, header_data_room);
-    const uint16_t tx_queues = static_cast<uint16_t>(config.workers + 1);  // + control thread
-    port_ = std::make_unique<Port>(port_id,
-                                   PortSetup{.rx_queues = config.workers, .tx_queues = tx_queues},
-                                   packet_pool_->get());
+    // One RX and one TX queue per worker on every port, plus a TX queue for the control thread.
+    const PortSetup setup{.rx_queues = config.workers,
+                          .tx_queues = static_cast<uint16_t>(config.workers + 1)};
+    port_ = std::make_unique<Port>(port_id, setup, packet_pool_->get());
+    if (separate_upstream) {
+        upstream_port_ = std::make_unique<Port>(upstream_id, setup, packet_pool_->get());
+    }
     std::optional<uint16_t> exception_id;
     if (config.exception_port) {
         exception_id = Port::id_by_name(*config.exception_port);
         exception_port_ = std::make_unique<Port>(
-            *exception_id, PortSetup{.rx_queues = 1, .tx_queues = tx_queues, .rss = false},
+            *exception_id, PortSetup{.rx_queues = 1, .tx_queues = setup.tx_queues, .rss = false},
             packet_pool_->get());
     }
     rcu_ = std::make_unique<Rcu>(config.workers);
@@ -42,35 +49,49 @@ Dataplane::Dataplane(const DataplaneConfig& config)
 
     ReplicationPolicy replication = config.replication;
     replication.chaining = replication.chaining && port_->multi_segment_tx();
-    LinkIdentity link{port_->mac(), config.engine.relay_addresses};
-    link.addresses.insert(link.addresses.end(), config.engine.discovery_addresses.begin(),
-                          config.engine.discovery_addresses.end());
+    // Addresses answered for ARP / ND: the relay's (and anycast) downstream, the upstream ones
+    // upstream; on a single port, all of them.
+    std::vector<IpAddress> downstream_addresses = config.engine.relay_addresses;
+    downstream_addresses.insert(downstream_addresses.end(),
+                                config.engine.discovery_addresses.begin(),
+                                config.engine.discovery_addresses.end());
+    if (!separate_upstream) {
+        downstream_addresses.insert(downstream_addresses.end(), config.upstream_addresses.begin(),
+                                    config.upstream_addresses.end());
+    }
     next_hops_.v4.configure(config.next_hop_v4, config.next_hop_v4_mac);
     next_hops_.v6.configure(config.next_hop_v6, config.next_hop_v6_mac);
     const WorkerShared shared{
         *flows_,   *rcu_, secrets_, control_ring_->get(), header_pool_->get(), packet_pool_->get(),
         next_hops_};
     for (uint16_t i = 0; i < config.workers; ++i) {
-        WorkerSetup setup{.port = port_id,
-                          .rx_queue = i,
-                          .tx_queue = i,
-                          .exception_port = exception_id,
-                          .exception_tx_queue = i,
-                          .rcu_thread_id = i,
-                          .link = link,
-                          .decrement_ttl = config.decrement_ttl,
-                          .replication = replication,
-                          .engine = config.engine};
-        workers_.push_back(std::make_unique<Worker>(setup, shared));
+        WorkerSetup w{.downstream = {port_id, i, i, port_->mac(), downstream_addresses},
+                      .exception_port = exception_id,
+                      .exception_tx_queue = i,
+                      .rcu_thread_id = i,
+                      .decrement_ttl = config.decrement_ttl,
+                      .replication = replication,
+                      .engine = config.engine};
+        if (separate_upstream) {
+            w.upstream =
+                WorkerLink{upstream_id, i, i, upstream_port_->mac(), config.upstream_addresses};
+        }
+        workers_.push_back(std::make_unique<Worker>(w, shared));
     }
     const TunnelDefaults tunnels{.src_mac = port_->mac(),
                                  .ttl = config.outer_ttl,
                                  .pmtu = config.pmtu != 0 ? config.pmtu : port_->mtu()};
-    const ControlSetup control{.port = port_id,
-                               .mac = port_->mac(),
-                               .own_addresses = config.engine.relay_addresses,
-                               .tx_queue = config.workers,
-                               .exception_port = exception_id};
+    ControlSetup control{.port = port_id,
+                         .mac = port_->mac(),
+                         .own_addresses = config.engine.relay_addresses,
+                         .tx_queue = config.workers,
+                         .upstream_port = upstream_id,
+                         .upstream_mac = upstream_port().mac(),
+                         .exception_port = exception_id};
+    for (const IpAddress& a : config.upstream_addresses) {
+        (a.is_v4() ? control.upstream.source_v4 : control.upstream.source_v6) = a;
+    }
+    control.upstream.robustness = config.engine.robustness;
     control_ = std::make_unique<ControlThread>(control, config.engine, secrets_, *flows_,
                                                control_ring_->get(), tunnels, next_hops_,
                                                packet_pool_->get(), control_counters_);

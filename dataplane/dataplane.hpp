@@ -20,7 +20,9 @@
 namespace amt {
 
 struct DataplaneConfig {
-    std::string port;                           // ethdev name: PCI address or vdev name
+    std::string port;           // downstream ethdev (PCI address or vdev name): gateways' side
+    std::string upstream_port;  // sources' side; empty: the same port as downstream
+    std::vector<IpAddress> upstream_addresses;  // the relay's addresses on the upstream link
     std::optional<std::string> exception_port;  // net_tap vdev toward the kernel
     uint16_t workers = 1;                       // = RX queues
     uint32_t packet_mbufs = 16383;
@@ -58,6 +60,7 @@ class Dataplane {
     SecretStore& secrets() { return secrets_; }
     NextHops& next_hops() { return next_hops_; }
     const Port& port() const { return *port_; }
+    const Port& upstream_port() const { return upstream_port_ ? *upstream_port_ : *port_; }
     WorkerCounters& control_counters() { return control_counters_; }
 
   private:
@@ -67,6 +70,7 @@ class Dataplane {
     std::unique_ptr<Mempool> packet_pool_;
     std::unique_ptr<Mempool> header_pool_;
     std::unique_ptr<Port> port_;
+    std::unique_ptr<Port> upstream_port_;  // only when it is another port
     std::unique_ptr<Port> exception_port_;
     std::unique_ptr<Rcu> rcu_;
     std::unique_ptr<FlowTable> flows_;

@@ -10,6 +10,7 @@
 
 #include "common/checksum.hpp"
 #include "common/icmp.hpp"
+#include "common/igmp_mld.hpp"
 
 namespace amt {
 
@@ -35,6 +36,17 @@ void fill_keys(Family f, const uint8_t* src, const uint8_t* grp, FlowHashKey& sg
     std::memset(any_g.source, 0, sizeof(any_g.source));
 }
 
+// An MLD query: ICMPv6 type 130, directly or after one Hop-by-Hop header (RFC 3810 §5).
+bool is_mld_query(const uint8_t* ip, size_t avail) {
+    size_t off = ipv6_header_size;
+    uint8_t next = ip[6];
+    if (next == ip_proto_hop_by_hop && avail >= off + 8) {
+        next = ip[off];
+        off += (size_t{ip[off + 1]} + 1) * 8;
+    }
+    return next == ip_proto_icmpv6 && avail > off && ip[off] == mld_query;
+}
+
 Time steady_now() {
     return std::chrono::steady_clock::now().time_since_epoch();
 }
@@ -45,10 +57,12 @@ Worker::Worker(const WorkerSetup& setup, const WorkerShared& shared)
     : setup_(setup),
       shared_(shared),
       responder_(setup.engine, shared.secrets),
-      tx_(setup.port, setup.tx_queue, counters_),
+      tx_(setup.downstream.port, setup.downstream.tx_queue, counters_),
       replicator_(shared.header_pool, shared.packet_pool, setup.replication, counters_) {
     counters_.protocol = &responder_.counters();
     too_big_limiter_.configure(10, 10);  // per source: enough for PMTU discovery, no flood
+    if (setup.upstream)
+        upstream_tx_.emplace(setup.upstream->port, setup.upstream->tx_queue, counters_);
     if (setup.exception_port)
         exception_tx_.emplace(*setup.exception_port, setup.exception_tx_queue, counters_);
 }
@@ -59,10 +73,19 @@ Worker::~Worker() {
 }
 
 bool Worker::is_own_address(const IpAddress& a) const {
-    for (const IpAddress& own : setup_.link.addresses) {
-        if (own == a) return true;
+    return std::find(link_->addresses.begin(), link_->addresses.end(), a) != link_->addresses.end();
+}
+
+bool Worker::is_relay_address(const IpAddress& a) const {
+    const auto& d = setup_.downstream.addresses;
+    return std::find(d.begin(), d.end(), a) != d.end();
+}
+
+void Worker::to_control(rte_mbuf* m) {
+    if (rte_ring_enqueue(shared_.control_ring, m) != 0) {
+        return drop(m, DataplaneDrop::control_ring_full);
     }
-    return false;
+    counters_.control_to_ring.add();
 }
 
 void Worker::drop(rte_mbuf* m, DataplaneDrop reason) {
@@ -79,16 +102,23 @@ void Worker::to_exception(rte_mbuf* m) {
     exception_tx_->send(m);
 }
 
-uint16_t Worker::poll_once(Time now) {
-    const uint64_t start = rte_rdtsc();
+uint16_t Worker::poll_link(const WorkerLink& link, bool upstream) {
     std::array<rte_mbuf*, burst_size> pkts;
-    const uint16_t n = rte_eth_rx_burst(setup_.port, setup_.rx_queue, pkts.data(), burst_size);
+    const uint16_t n = rte_eth_rx_burst(link.port, link.rx_queue, pkts.data(), burst_size);
     for (uint16_t i = 0; i < n; ++i) {
         if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
         counters_.rx_bytes.add(pkts[i]->pkt_len);
-        process(pkts[i], now);
+        process(pkts[i], upstream);
     }
     counters_.rx_packets.add(n);
+    return n;
+}
+
+uint16_t Worker::poll_once(Time now) {
+    (void)now;
+    const uint64_t start = rte_rdtsc();
+    uint16_t n = poll_link(setup_.downstream, false);
+    if (setup_.upstream) n += poll_link(*setup_.upstream, true);
     flush();
     rte_rcu_qsbr_quiescent(shared_.rcu.get(), setup_.rcu_thread_id);
     (n > 0 ? counters_.busy_cycles : counters_.idle_cycles).add(rte_rdtsc() - start);
@@ -98,6 +128,7 @@ uint16_t Worker::poll_once(Time now) {
 void Worker::flush() {
     if (pending_count_ > 0) answer_handshakes(steady_now());
     tx_.flush();
+    if (upstream_tx_) upstream_tx_->flush();
     if (exception_tx_) exception_tx_->flush();
 }
 
@@ -112,8 +143,9 @@ void Worker::run(const std::atomic<bool>& stop) {
     rte_rcu_qsbr_thread_unregister(v, setup_.rcu_thread_id);
 }
 
-void Worker::process(rte_mbuf* m, Time now) {
-    (void)now;
+void Worker::process(rte_mbuf* m, bool upstream) {
+    link_ = upstream ? &*setup_.upstream : &setup_.downstream;
+    link_tx_ = upstream ? &*upstream_tx_ : &tx_;
     const auto* frame = rte_pktmbuf_mtod(m, const uint8_t*);
     EthernetHeader eth;
     if (parse_ethernet(ByteView(frame, m->data_len), eth) != ParseError::ok || eth.vlan_tci != 0) {
@@ -150,8 +182,11 @@ void Worker::classify_ipv4(rte_mbuf* m, size_t l2) {
     const uint8_t proto = ip[9];
     if ((ip[16] >> 4) == 0xe) {
         if (!sane) return drop(m, DataplaneDrop::malformed_multicast);
-        // Link-local groups, IGMP and PIM are the upstream router's business (and the upstream
-        // proxy's): never replicated (checklist §2.10).
+        // A router's IGMP query is the upstream proxy's (control thread). Link-local groups,
+        // other IGMP and PIM are never replicated (checklist §2.10).
+        if (proto == ip_proto_igmp && avail > ihl && ip[ihl] == igmp_membership_query) {
+            return to_control(m);
+        }
         if (is_link_local_group_v4(ip + 16) || proto == ip_proto_igmp || proto == ip_proto_pim) {
             return to_exception(m);
         }
@@ -184,6 +219,7 @@ void Worker::classify_ipv6(rte_mbuf* m, size_t l2) {
     }
     if (ip[24] == 0xff) {
         if (!sane) return drop(m, DataplaneDrop::malformed_multicast);
+        if (is_mld_query(ip, avail)) return to_control(m);
         // Scopes 0-2 (ND, MLD, routers), Hop-by-Hop (MLD), ICMPv6 and PIM: never replicated.
         if ((ip[25] & 0x0f) <= 2 || next == ip_proto_hop_by_hop || next == ip_proto_icmpv6 ||
             next == ip_proto_pim) {
@@ -192,8 +228,8 @@ void Worker::classify_ipv6(rte_mbuf* m, size_t l2) {
         return forward_multicast(m, l2, Family::ipv6);
     }
     if (sane && next == ip_proto_udp && avail >= ipv6_header_size + udp_header_size &&
-        load_be16(ip + ipv6_header_size + 2) == amt_udp_port &&
-        is_own_address(IpAddress::v6_from_bytes(ip + 24))) {
+        load_be16(ip + ipv6_header_size + 2) == amt_udp_port && link_ == &setup_.downstream &&
+        is_relay_address(IpAddress::v6_from_bytes(ip + 24))) {
         return handle_amt(m, l2);
     }
     to_exception(m);
@@ -328,13 +364,13 @@ void Worker::send_packet_too_big(rte_mbuf* m, size_t l2, uint16_t length, uint16
     const MutByteView room(out, rte_pktmbuf_tailroom(reply));
     MacAddress router;
     std::memcpy(router.data(), frame + 6, 6);  // back toward the source: where it came from
-    build_ethernet(room, router, setup_.link.mac, v4 ? ethertype_ipv4 : ethertype_ipv6);
+    build_ethernet(room, router, link_->mac, v4 ? ethertype_ipv4 : ethertype_ipv6);
     const size_t n =
         build_packet_too_big(room.subspan(ethernet_header_size), *relay, original, mtu);
     if (n == 0) return drop(reply, DataplaneDrop::mbuf_exhausted);
     rte_pktmbuf_append(reply, static_cast<uint16_t>(ethernet_header_size + n));
     counters_.too_big_notices.add();
-    tx_.send(reply);
+    link_tx_->send(reply);
 }
 
 void Worker::handle_amt(rte_mbuf* m, size_t l2) {
@@ -396,7 +432,7 @@ void Worker::send_reply(const UdpEndpoint& from, const UdpEndpoint& to, ByteView
     const size_t size = ethernet_header_size + ip_udp_header_size(to.ip.family()) + payload.size();
     auto* out = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(size)));
     if (out == nullptr) return drop(m, DataplaneDrop::mbuf_exhausted);
-    build_ethernet(MutByteView(out, size), dst, setup_.link.mac,
+    build_ethernet(MutByteView(out, size), dst, setup_.downstream.mac,
                    to.ip.is_v4() ? ethertype_ipv4 : ethertype_ipv6);
     build_udp_datagram(MutByteView(out + ethernet_header_size, size - ethernet_header_size), from,
                        to, payload);
@@ -423,13 +459,13 @@ void Worker::answer_arp(rte_mbuf* m, size_t l2) {
     uint8_t own_ip[4];
     std::memcpy(own_ip, arp + 24, 4);
     std::memcpy(frame, frame + 6, 6);
-    std::memcpy(frame + 6, setup_.link.mac.data(), 6);
+    std::memcpy(frame + 6, link_->mac.data(), 6);
     store_be16(arp + 6, RTE_ARP_OP_REPLY);
     std::memcpy(arp + 18, arp + 8, 10);  // target hardware + protocol address = the asker
-    std::memcpy(arp + 8, setup_.link.mac.data(), 6);
+    std::memcpy(arp + 8, link_->mac.data(), 6);
     std::memcpy(arp + 14, own_ip, 4);
     counters_.arp_replies.add();
-    tx_.send(m);
+    link_tx_->send(m);
 }
 
 void Worker::answer_neighbor_solicitation(rte_mbuf* m, size_t l2, size_t icmp_offset) {
@@ -448,7 +484,7 @@ void Worker::answer_neighbor_solicitation(rte_mbuf* m, size_t l2, size_t icmp_of
     constexpr size_t size = ethernet_header_size + ipv6_header_size + na_size;
     auto* out = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(reply, size));
     if (out == nullptr) return drop(reply, DataplaneDrop::mbuf_exhausted);
-    build_ethernet(MutByteView(out, size), asker_mac, setup_.link.mac, ethertype_ipv6);
+    build_ethernet(MutByteView(out, size), asker_mac, link_->mac, ethertype_ipv6);
     write_ipv6_header(MutByteView(out + ethernet_header_size, ipv6_header_size),
                       {.payload_length = na_size,
                        .next_header = ip_proto_icmpv6,
@@ -462,11 +498,11 @@ void Worker::answer_neighbor_solicitation(rte_mbuf* m, size_t l2, size_t icmp_of
     std::memcpy(na + 8, target.canonical16().data(), 16);
     na[24] = 2;  // Target Link-Layer Address
     na[25] = 1;
-    std::memcpy(na + 26, setup_.link.mac.data(), 6);
+    std::memcpy(na + 26, link_->mac.data(), 6);
     const uint32_t pseudo = pseudo_header_sum(target, asker, ip_proto_icmpv6, na_size);
     store_be16(na + 2, checksum_finish(checksum_add(ByteView(na, na_size), pseudo)));
     counters_.nd_replies.add();
-    tx_.send(reply);
+    link_tx_->send(reply);
 }
 
 }  // namespace amt

@@ -27,20 +27,21 @@
 
 namespace amt {
 
-// What the worker needs to know about the relay's own identity on the wire.
-struct LinkIdentity {
-    MacAddress mac{};
-    std::vector<IpAddress> addresses;  // relay + discovery addresses answered for ARP / ND
-};
-
-struct WorkerSetup {
+// One port the worker polls: its queues and the relay's identity on that link.
+struct WorkerLink {
     uint16_t port = 0;
     uint16_t rx_queue = 0;
     uint16_t tx_queue = 0;
+    MacAddress mac{};
+    std::vector<IpAddress> addresses;  // answered for ARP / ND on this link
+};
+
+struct WorkerSetup {
+    WorkerLink downstream;                   // gateways: AMT in, replicas and replies out
+    std::optional<WorkerLink> upstream;      // sources, when on a port of their own
     std::optional<uint16_t> exception_port;  // TAP toward the kernel, if configured
     uint16_t exception_tx_queue = 0;
     uint32_t rcu_thread_id = 0;
-    LinkIdentity link;
     bool decrement_ttl = true;
     ReplicationPolicy replication;
     EngineConfig engine;  // for the HandshakeResponder
@@ -70,8 +71,8 @@ class Worker : private ReplySink {
     // Polls until `stop` is set; registered with RCU for the duration.
     void run(const std::atomic<bool>& stop);
 
-    // A frame from elsewhere (tests, the exception path's way back is the control thread's).
-    void process(rte_mbuf* m, Time now);
+    // One received frame, from the downstream link or (upstream = true) the upstream one.
+    void process(rte_mbuf* m, bool upstream);
     void flush();
 
     WorkerCounters& counters() { return counters_; }
@@ -98,17 +99,24 @@ class Worker : private ReplySink {
     void answer_neighbor_solicitation(rte_mbuf* m, size_t l2, size_t icmp_offset);
     void learn_next_hop_v6(const uint8_t* frame, const uint8_t* ip, size_t avail);
     void to_exception(rte_mbuf* m);
+    void to_control(rte_mbuf* m);
+    uint16_t poll_link(const WorkerLink& link, bool upstream);
     void drop(rte_mbuf* m, DataplaneDrop reason);
     void answer_handshakes(Time now);
-    bool is_own_address(const IpAddress& a) const;
+    bool is_own_address(const IpAddress& a) const;    // on the link of the current frame
+    bool is_relay_address(const IpAddress& a) const;  // where AMT is answered
     void send_reply(const UdpEndpoint& from, const UdpEndpoint& to, ByteView payload) override;
 
     WorkerSetup setup_;
     WorkerShared shared_;
     WorkerCounters counters_;
     HandshakeResponder responder_;
-    TxQueue tx_;
+    TxQueue tx_;                          // downstream
+    std::optional<TxQueue> upstream_tx_;  // when the upstream link is a port of its own
     std::optional<TxQueue> exception_tx_;
+    // The link of the frame being processed: ARP, ND and ICMP answers leave where it came in.
+    const WorkerLink* link_ = nullptr;
+    TxQueue* link_tx_ = nullptr;
     Replicator replicator_;
     ReplyRateLimiter too_big_limiter_{4096};  // ICMP toward each source, a few per second
     std::array<PendingHandshake, burst_size> pending_{};

@@ -125,7 +125,7 @@ EngineConfig TestRelay::default_engine() {
 }
 
 TestRelay::TestRelay(const std::string& name, uint16_t workers, const EngineConfig& engine,
-                     bool with_exception_port, DataplaneConfig config)
+                     bool with_exception_port, DataplaneConfig config, bool separate_upstream)
     : nic_(name, workers, static_cast<uint16_t>(workers + 1)),
       relay_v4_{engine.relay_addresses[0], amt_udp_port},
       relay_v6_{
@@ -137,6 +137,11 @@ TestRelay::TestRelay(const std::string& name, uint16_t workers, const EngineConf
         config.exception_port = tap_->name();
     }
     config.port = nic_.name();
+    if (separate_upstream) {
+        upstream_ =
+            std::make_unique<RingPort>(name + "_up", workers, static_cast<uint16_t>(workers + 1));
+        config.upstream_port = upstream_->name();
+    }
     config.workers = workers;
     config.packet_mbufs = 4095;
     config.header_mbufs = 4095;

@@ -61,13 +61,17 @@ class TestRelay {
   public:
     explicit TestRelay(const std::string& name, uint16_t workers = 1,
                        const EngineConfig& engine = default_engine(),
-                       bool with_exception_port = false, DataplaneConfig overrides = {});
+                       bool with_exception_port = false, DataplaneConfig overrides = {},
+                       bool separate_upstream = false);
     static EngineConfig default_engine();
 
     void step(int rounds = 3);
     Dataplane& dp() { return *dataplane_; }
     RingPort& nic() { return nic_; }
     RingPort* tap() { return tap_.get(); }
+    // The sources' side: a port of its own, or the NIC itself.
+    RingPort& upstream() { return upstream_ ? *upstream_ : nic_; }
+    const MacAddress& upstream_mac() const { return dataplane_->upstream_port().mac(); }
     const UdpEndpoint& relay_v4() const { return relay_v4_; }
     const UdpEndpoint& relay_v6() const { return relay_v6_; }
     const MacAddress& relay_mac() const { return dataplane_->port().mac(); }
@@ -84,6 +88,7 @@ class TestRelay {
   private:
     RingPort nic_;
     std::unique_ptr<RingPort> tap_;
+    std::unique_ptr<RingPort> upstream_;
     UdpEndpoint relay_v4_;
     UdpEndpoint relay_v6_;
     std::unique_ptr<Dataplane> dataplane_;

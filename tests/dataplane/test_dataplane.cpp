@@ -483,3 +483,71 @@ TEST(Dataplane, NextHopsAreResolvedWithArpAndNd) {
     ASSERT_EQ(out.size(), 1u);
     EXPECT_TRUE(std::equal(hop_mac.begin(), hop_mac.end(), out[0].begin()));
 }
+
+namespace {
+// The IGMPv3 / MLDv2 reports among `frames`, as (family, records).
+std::vector<MembershipReport> reports_in(const std::vector<Frame>& frames) {
+    std::vector<MembershipReport> out;
+    for (const Frame& f : frames) {
+        EthernetHeader eth;
+        if (parse_ethernet(f, eth) != ParseError::ok) continue;
+        MembershipReport r;
+        if (parse_membership_report(ByteView(f).subspan(eth.size), r) == ParseError::ok)
+            out.push_back(r);
+    }
+    return out;
+}
+}  // namespace
+
+// Two ports: native multicast in on the upstream port, replicas out of the downstream one; the
+// upstream proxy joins (S,G) with an IGMPv3 report out of the upstream port and answers the
+// router's general query there.
+TEST(Dataplane, SeparateUpstreamPortJoinsAndAnswersQueries) {
+    DataplaneConfig overrides;
+    overrides.upstream_addresses = {*IpAddress::parse("10.0.1.2")};
+    TestRelay relay("twoport", 1, TestRelay::default_engine(), false, overrides, true);
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    std::vector<Frame> up = relay.upstream().sent();
+    std::vector<MembershipReport> reports = reports_in(up);
+    ASSERT_EQ(reports.size(), 1u) << "one state-change report toward the router";
+    EXPECT_EQ(reports[0].inner_src, *IpAddress::parse("10.0.1.2"));
+    GroupRecord rec;
+    auto it = reports[0].records();
+    ASSERT_TRUE(it.next(rec));
+    EXPECT_EQ(rec.type, static_cast<uint8_t>(RecordType::allow_new_sources));
+    EXPECT_EQ(rec.group, G1);
+    ASSERT_EQ(rec.num_sources, 1);
+    EXPECT_EQ(rec.source(0), S1);
+    EXPECT_TRUE(
+        std::equal(relay.upstream_mac().begin(), relay.upstream_mac().end(), up[0].begin() + 6));
+    const MacAddress igmpv3_mac{0x01, 0x00, 0x5e, 0, 0, 0x16};
+    EXPECT_TRUE(std::equal(igmpv3_mac.begin(), igmpv3_mac.end(), up[0].begin()));
+
+    // The stream arrives upstream and leaves downstream.
+    relay.nic().sent();
+    relay.upstream().inject(multicast_frame(S1, G1, 500));
+    relay.step();
+    EXPECT_EQ(sent_data(relay).size(), 1u);
+
+    // The router's general query is answered upstream with the current state.
+    Frame query(14 + igmpv3_general_query_size);
+    build_ethernet(query, {0x01, 0x00, 0x5e, 0, 0, 1}, router_mac, ethertype_ipv4);
+    build_igmpv3_general_query(MutByteView(query).subspan(14),
+                               {.robustness = 2, .qqic = 10, .max_resp_code = 0});
+    relay.upstream().inject(query);
+    relay.step();
+    relay.advance(std::chrono::milliseconds(200));
+    relay.step();
+    reports = reports_in(relay.upstream().sent());
+    bool answered = false;
+    for (const MembershipReport& r : reports) {
+        auto records = r.records();
+        while (records.next(rec)) {
+            if (rec.type == static_cast<uint8_t>(RecordType::mode_is_include) && rec.group == G1)
+                answered = true;
+        }
+    }
+    EXPECT_TRUE(answered) << "IS_IN{S1} for G1 in answer to the general query";
+    EXPECT_TRUE(relay.dp().control().upstream().joined({S1, G1}));
+}

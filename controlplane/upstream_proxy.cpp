@@ -1,0 +1,183 @@
+#include "controlplane/upstream_proxy.hpp"
+
+#include <algorithm>
+
+namespace amt {
+
+UpstreamProxy::UpstreamProxy(const UpstreamConfig& config, UpstreamSink& sink)
+    : config_(config), sink_(sink) {
+    if (!config_.source_v6.is_v6()) {
+        static const uint8_t zero[16] = {};
+        config_.source_v6 = IpAddress::v6_from_bytes(zero);
+    }
+}
+
+bool UpstreamProxy::joined(const FlowKey& key) const {
+    const auto it = groups_.find(key.group);
+    if (it == groups_.end()) return false;
+    return key.any_source() ? it->second.exclude : it->second.sources.count(key.source) > 0;
+}
+
+void UpstreamProxy::change(const FlowKey& key, bool join, Time now) {
+    GroupState& g = groups_[key.group];
+    const bool was_exclude = g.exclude;
+    std::vector<IpAddress> one{key.source};
+    if (key.any_source()) {
+        g.exclude = join;
+    } else if (join) {
+        g.sources.insert(key.source);
+    } else {
+        g.sources.erase(key.source);
+    }
+    // What the change means on the wire (RFC 3376 §5.1): a filter-mode change, or a source-list
+    // change while in INCLUDE mode. (S,G) changes under EXCLUDE{} change nothing upstream.
+    if (g.exclude != was_exclude) {
+        if (g.exclude) {
+            schedule({RecordType::change_to_exclude, key.group, {}}, now);
+        } else {
+            schedule({RecordType::change_to_include, key.group,
+                      std::vector<IpAddress>(g.sources.begin(), g.sources.end())},
+                     now);
+        }
+    } else if (!g.exclude && !key.any_source()) {
+        schedule(
+            {join ? RecordType::allow_new_sources : RecordType::block_old_sources, key.group, one},
+            now);
+    }
+    if (!g.exclude && g.sources.empty()) groups_.erase(key.group);
+}
+
+void UpstreamProxy::schedule(Record record, Time now) {
+    // A newer change supersedes pending repeats of older ones for the same group: all of them
+    // after a filter-mode change, those naming the same sources after a source-list change.
+    const bool mode_change = record.type == RecordType::change_to_exclude ||
+                             record.type == RecordType::change_to_include;
+    std::erase_if(retransmissions_, [&](const Retransmission& r) {
+        return r.record.group == record.group &&
+               (mode_change || r.record.sources == record.sources);
+    });
+    send_records(record.group.family(), {record});
+    if (config_.robustness > 1) {
+        retransmissions_.push_back(
+            {std::move(record), config_.robustness - 1, now + config_.unsolicited_report_interval});
+    }
+}
+
+UpstreamProxy::Record UpstreamProxy::current_state(const IpAddress& group,
+                                                   const GroupState& g) const {
+    if (g.exclude) return {RecordType::mode_is_exclude, group, {}};
+    return {RecordType::mode_is_include, group,
+            std::vector<IpAddress>(g.sources.begin(), g.sources.end())};
+}
+
+void UpstreamProxy::send_records(Family family, const std::vector<Record>& records) {
+    // Records are packed into as few reports as fit a 1500-octet datagram.
+    std::vector<uint8_t> buf(1500);
+    const IpAddress& src = family == Family::ipv4 ? config_.source_v4 : config_.source_v6;
+    auto builder = std::make_unique<ReportBuilder>(buf, family, src);
+    size_t in_report = 0;
+    auto flush = [&] {
+        if (in_report == 0) return;
+        const size_t n = builder->finish();
+        sink_.send_upstream(family, ByteView(buf.data(), n));
+        ++reports_sent_;
+        builder = std::make_unique<ReportBuilder>(buf, family, src);
+        in_report = 0;
+    };
+    for (const Record& r : records) {
+        if (r.group.family() != family) continue;
+        if (!builder->add_record(r.type, r.group, r.sources)) {
+            flush();
+            if (!builder->add_record(r.type, r.group, r.sources)) continue;  // too many sources
+        }
+        ++in_report;
+    }
+    flush();
+}
+
+Time UpstreamProxy::random_delay(uint16_t max_resp_code, Family family) {
+    // IGMPv3 codes are tenths of a second, MLDv2 codes milliseconds; both use a float form for
+    // large values (RFC 3376 §4.1.1, RFC 3810 §5.1.3).
+    uint32_t value = max_resp_code;
+    if (family == Family::ipv4 && max_resp_code >= 128) {
+        value = ((max_resp_code & 0x0fu) | 0x10u) << (((max_resp_code >> 4) & 0x07u) + 3);
+    } else if (family == Family::ipv6 && max_resp_code >= 32768) {
+        value = ((max_resp_code & 0x0fffu) | 0x1000u) << (((max_resp_code >> 12) & 0x07u) + 3);
+    }
+    const auto max = family == Family::ipv4 ? Time(std::chrono::milliseconds(100) * value)
+                                            : Time(std::chrono::milliseconds(1) * value);
+    if (max.count() <= 0) return Time{0};
+    std::uniform_int_distribution<int64_t> d(0, max.count());
+    return Time{d(rng_)};
+}
+
+void UpstreamProxy::handle_query(ByteView datagram, Time now) {
+    RouterQuery q;
+    if (parse_router_query(datagram, q) != ParseError::ok) return;
+    const Time due = now + random_delay(q.max_resp_code, q.family);
+    if (q.group.is_unspecified()) {
+        auto [it, fresh] = general_due_.try_emplace(q.family, due);
+        if (!fresh) it->second = std::min(it->second, due);
+        return;
+    }
+    if (groups_.count(q.group) == 0) return;  // not ours: nothing to say (RFC 3376 §5.2)
+    auto [it, fresh] = group_due_.try_emplace(q.group, due);
+    if (!fresh) it->second = std::min(it->second, due);
+}
+
+void UpstreamProxy::advance(Time now) {
+    // Repeats of state-change reports.
+    std::map<Family, std::vector<Record>> repeats;
+    for (Retransmission& r : retransmissions_) {
+        if (r.due > now) continue;
+        repeats[r.record.group.family()].push_back(r.record);
+        --r.remaining;
+        r.due = now + config_.unsolicited_report_interval;
+    }
+    std::erase_if(retransmissions_, [](const Retransmission& r) { return r.remaining <= 0; });
+    for (const auto& [family, records] : repeats)
+        send_records(family, records);
+
+    // Answers to general queries: the current state of every group of the family.
+    for (auto it = general_due_.begin(); it != general_due_.end();) {
+        if (it->second > now) {
+            ++it;
+            continue;
+        }
+        std::vector<Record> state;
+        for (const auto& [group, g] : groups_) {
+            if (group.family() == it->first) state.push_back(current_state(group, g));
+        }
+        send_records(it->first, state);
+        it = general_due_.erase(it);
+    }
+    // Answers to group-specific queries.
+    for (auto it = group_due_.begin(); it != group_due_.end();) {
+        if (it->second > now) {
+            ++it;
+            continue;
+        }
+        if (const auto g = groups_.find(it->first); g != groups_.end()) {
+            send_records(it->first.family(), {current_state(g->first, g->second)});
+        }
+        it = group_due_.erase(it);
+    }
+}
+
+void UpstreamProxy::leave_all() {
+    std::map<Family, std::vector<Record>> leaves;
+    for (const auto& [group, g] : groups_) {
+        leaves[group.family()].push_back(
+            g.exclude ? Record{RecordType::change_to_include, group, {}}
+                      : Record{RecordType::block_old_sources, group,
+                               std::vector<IpAddress>(g.sources.begin(), g.sources.end())});
+    }
+    for (const auto& [family, records] : leaves)
+        send_records(family, records);
+    groups_.clear();
+    retransmissions_.clear();
+    general_due_.clear();
+    group_due_.clear();
+}
+
+}  // namespace amt
