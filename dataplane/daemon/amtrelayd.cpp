@@ -1,0 +1,173 @@
+// amtrelayd: the AMT relay daemon. Loads the configuration, starts the EAL, the ports, the
+// workers (on EAL lcores) and runs the control thread on the main lcore until SIGTERM/SIGINT.
+// SIGHUP reloads limits, timers, flags and the log level without dropping tunnels.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "dataplane/daemon/relay_config.hpp"
+#include "dataplane/dataplane.hpp"
+#include "dataplane/eal.hpp"
+
+using namespace amt;
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+std::atomic<bool> reload_requested{false};
+
+void on_signal(int sig) {
+    if (sig == SIGHUP) {
+        reload_requested = true;
+    } else {
+        stop_requested = true;
+    }
+}
+
+void install_signal_handlers() {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP})
+        sigaction(sig, &sa, nullptr);
+}
+
+void log_startup(const RelayConfig& c, Dataplane& dp) {
+    const EngineConfig& e = c.dataplane.engine;
+    std::string relays, discovery;
+    for (const IpAddress& a : e.relay_addresses)
+        relays += (relays.empty() ? "" : ", ") + a.to_string();
+    for (const IpAddress& a : e.discovery_addresses)
+        discovery += (discovery.empty() ? "" : ", ") + a.to_string();
+    spdlog::info("relay addresses: {}; discovery addresses: {}", relays, discovery);
+    spdlog::info("ports: downstream {} (mtu {}), upstream {}; {} worker(s); chaining {}",
+                 c.dataplane.port, dp.port().mtu(),
+                 c.dataplane.upstream_port.empty() ? c.dataplane.port : c.dataplane.upstream_port,
+                 c.dataplane.workers, c.dataplane.replication.chaining ? "on" : "off");
+    spdlog::info(
+        "query interval {} s, membership timeout {} s, secret rotation {} s, teardown {}, asm {}",
+        e.query_interval.count(), e.membership_timeout.count(), e.secret_rotation.count(),
+        e.teardown ? "on" : "off", e.asm_enabled ? "on" : "off");
+}
+
+// Drop counters summarised at a bounded rate: input from the network is never logged per packet.
+class DropSummary {
+  public:
+    void log_changes(Dataplane& dp) {
+        std::vector<std::pair<std::string, uint64_t>> now;
+        auto add = [&](std::string name, uint64_t v) { now.emplace_back(std::move(name), v); };
+        const ProtocolCounters& engine = dp.control().engine().counters();
+        for (size_t i = 0; i < parse_error_count; ++i) {
+            uint64_t v = engine.malformed[i].value();
+            for (size_t w = 0; w < dp.worker_count(); ++w)
+                v += dp.worker(w).counters().protocol->malformed[i].value();
+            add(std::string(to_string(static_cast<ParseError>(i))), v);
+        }
+        for (size_t i = 0; i < drop_reason_count; ++i) {
+            uint64_t v = engine.dropped[i].value();
+            for (size_t w = 0; w < dp.worker_count(); ++w)
+                v += dp.worker(w).counters().protocol->dropped[i].value();
+            add(std::string(to_string(static_cast<DropReason>(i))), v);
+        }
+        for (size_t i = 0; i < dataplane_drop_count; ++i) {
+            uint64_t v = 0;
+            for (size_t w = 0; w < dp.worker_count(); ++w)
+                v += dp.worker(w).counters().dropped[i].value();
+            add(std::string(to_string(static_cast<DataplaneDrop>(i))), v);
+        }
+        std::string line;
+        for (size_t i = 0; i < now.size(); ++i) {
+            const uint64_t before = i < last_.size() ? last_[i].second : 0;
+            if (now[i].second > before) {
+                line += (line.empty() ? "" : ", ") + now[i].first + "=" +
+                        std::to_string(now[i].second - before);
+            }
+        }
+        if (!line.empty()) spdlog::warn("dropped since last summary: {}", line);
+        last_ = std::move(now);
+    }
+
+  private:
+    std::vector<std::pair<std::string, uint64_t>> last_;
+};
+
+void reload(const std::string& path, Dataplane& dp) {
+    try {
+        const RelayConfig fresh = load_relay_config(path);
+        dp.control().engine().reconfigure(fresh.dataplane.engine);
+        spdlog::set_level(spdlog::level::from_str(fresh.log_level));
+        spdlog::info(
+            "SIGHUP: reloaded limits, timers, flags and log level from {} (ports, addresses "
+            "and EAL arguments need a restart)",
+            path);
+    } catch (const ConfigError& e) {
+        spdlog::error("SIGHUP: {}; keeping the running configuration", e.what());
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"amtrelayd: AMT relay (RFC 7450) on DPDK"};
+    std::string config_path = "/etc/amtrelayd/amtrelayd.toml";
+    bool check_only = false;
+    std::string log_level;
+    app.add_option("-c,--config", config_path, "configuration file (TOML)")->capture_default_str();
+    app.add_flag("--check", check_only, "check the configuration and exit");
+    app.add_option("--log-level", log_level, "override log.level")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+    app.set_version_flag("--version", "amtrelayd 0.1.0");
+    CLI11_PARSE(app, argc, argv);
+
+    RelayConfig config;
+    try {
+        config = load_relay_config(config_path);
+    } catch (const ConfigError& e) {
+        std::fprintf(stderr, "amtrelayd: configuration error: %s\n", e.what());
+        return 2;
+    }
+    if (!log_level.empty()) config.log_level = log_level;
+    spdlog::set_level(spdlog::level::from_str(config.log_level));
+    if (check_only) {
+        std::printf("%s: configuration OK\n", config_path.c_str());
+        return 0;
+    }
+
+    install_signal_handlers();
+    try {
+        Eal eal(config.eal_args);
+        Dataplane dp(config.dataplane);
+        log_startup(config, dp);
+        dp.start_workers();
+        spdlog::info("relay running (pid {})", getpid());
+
+        DropSummary drops;
+        auto last_summary = std::chrono::steady_clock::now();
+        ControlThread& control = dp.control();
+        while (!stop_requested.load()) {
+            const auto now = std::chrono::steady_clock::now();
+            if (control.poll_once(now.time_since_epoch()) == 0) {
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+            }
+            if (reload_requested.exchange(false)) reload(config_path, dp);
+            if (now - last_summary >= std::chrono::seconds(config.drop_log_interval_seconds)) {
+                drops.log_changes(dp);
+                last_summary = now;
+            }
+        }
+        // Checklist §2.15: stop answering and stop data (the workers), then leave upstream.
+        spdlog::info("stopping: workers first, then leaving every group upstream");
+        dp.stop_workers();
+        control.leave_upstream();
+        spdlog::info("stopped");
+    } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+        return 1;
+    }
+    return 0;
+}

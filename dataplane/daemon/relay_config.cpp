@@ -1,0 +1,276 @@
+#include "dataplane/daemon/relay_config.hpp"
+
+#include <toml++/toml.h>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace amt {
+
+namespace {
+
+// Reads one table, remembering which keys were used so that the rest can be reported unknown.
+class Section {
+  public:
+    Section(const toml::table& root, std::string name, const std::string& origin)
+        : name_(std::move(name)), origin_(origin) {
+        if (const toml::node* n = root.get(name_)) {
+            table_ = n->as_table();
+            if (table_ == nullptr) fail(name_, "must be a table ([" + name_ + "])");
+        }
+    }
+
+    [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+        throw ConfigError(origin_ + ": " + key + ": " + what);
+    }
+
+    template <typename T>
+    void integer(const char* key, T& out, long long min, long long max) {
+        const toml::node* n = find(key);
+        if (n == nullptr) return;
+        const auto v = n->value<int64_t>();
+        if (!v || !n->is_integer()) fail(qualified(key), "must be an integer");
+        if (*v < min || *v > max) {
+            fail(qualified(key) + " = " + std::to_string(*v),
+                 "must be " + std::to_string(min) + ".." + std::to_string(max));
+        }
+        out = static_cast<T>(*v);
+    }
+    void boolean(const char* key, bool& out) {
+        const toml::node* n = find(key);
+        if (n == nullptr) return;
+        if (!n->is_boolean()) fail(qualified(key), "must be true or false");
+        out = *n->value<bool>();
+    }
+    void number(const char* key, double& out, double min) {
+        const toml::node* n = find(key);
+        if (n == nullptr) return;
+        const auto v = n->value<double>();
+        if (!v) fail(qualified(key), "must be a number");
+        if (*v < min)
+            fail(qualified(key) + " = " + std::to_string(*v), "must be >= " + std::to_string(min));
+        out = *v;
+    }
+    bool string(const char* key, std::string& out) {
+        const toml::node* n = find(key);
+        if (n == nullptr) return false;
+        if (!n->is_string()) fail(qualified(key), "must be a string");
+        out = *n->value<std::string>();
+        return true;
+    }
+    void strings(const char* key, std::vector<std::string>& out) {
+        const toml::node* n = find(key);
+        if (n == nullptr) return;
+        const toml::array* a = n->as_array();
+        if (a == nullptr) fail(qualified(key), "must be an array of strings");
+        out.clear();
+        for (const toml::node& e : *a) {
+            if (!e.is_string()) fail(qualified(key), "must be an array of strings");
+            out.push_back(*e.value<std::string>());
+        }
+    }
+    void address(const char* key, std::optional<IpAddress>& out, bool unicast = true) {
+        std::string text;
+        if (!string(key, text)) return;
+        out = parse_address(key, text, unicast);
+    }
+    void addresses(const char* key, std::vector<IpAddress>& out, bool unicast = true) {
+        std::vector<std::string> texts;
+        if (find(key) == nullptr) return;
+        strings(key, texts);
+        out.clear();
+        for (const std::string& t : texts)
+            out.push_back(parse_address(key, t, unicast));
+    }
+    void mac(const char* key, std::optional<MacAddress>& out) {
+        std::string text;
+        if (!string(key, text)) return;
+        MacAddress m;
+        unsigned b[6];
+        char tail;
+        if (text.size() != 17 || std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0],
+                                             &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6) {
+            fail(qualified(key) + " = \"" + text + "\"",
+                 "must be a MAC address like 02:00:5e:10:00:01");
+        }
+        for (size_t i = 0; i < 6; ++i)
+            m[i] = static_cast<uint8_t>(b[i]);
+        out = m;
+    }
+
+    // Every key of the table must have been read.
+    void reject_unknown() const {
+        if (table_ == nullptr) return;
+        for (const auto& [key, value] : *table_) {
+            if (used_.count(std::string(key.str())) == 0) {
+                fail(qualified(std::string(key.str()).c_str()),
+                     "unknown key (see the README's configuration reference)");
+            }
+        }
+    }
+
+  private:
+    const toml::node* find(const char* key) {
+        used_.insert(key);
+        return table_ ? table_->get(key) : nullptr;
+    }
+    std::string qualified(const char* key) const { return name_ + "." + key; }
+    IpAddress parse_address(const char* key, const std::string& text, bool unicast) const {
+        const auto a = IpAddress::parse(text);
+        if (!a) fail(qualified(key) + " = \"" + text + "\"", "must be an IPv4 or IPv6 address");
+        if (unicast && (a->is_multicast() || a->is_unspecified())) {
+            fail(qualified(key) + " = \"" + text + "\"", "must be a unicast address");
+        }
+        return *a;
+    }
+
+    std::string name_;
+    const std::string& origin_;
+    const toml::table* table_ = nullptr;
+    std::set<std::string> used_;
+};
+
+const std::set<std::string> sections = {"eal",        "ports",    "relay",     "limits",
+                                        "downstream", "upstream", "dataplane", "log"};
+
+}  // namespace
+
+RelayConfig parse_relay_config(const std::string& text, const std::string& origin) {
+    toml::table root;
+    try {
+        root = toml::parse(text, origin);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream msg;
+        msg << origin << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+            << e.description();
+        throw ConfigError(msg.str());
+    }
+    for (const auto& [key, value] : root) {
+        if (sections.count(std::string(key.str())) == 0) {
+            throw ConfigError(origin + ": [" + std::string(key.str()) +
+                              "]: unknown section (allowed: eal, ports, relay, limits, downstream, "
+                              "upstream, dataplane, log)");
+        }
+    }
+    RelayConfig c;
+    DataplaneConfig& d = c.dataplane;
+    EngineConfig& e = d.engine;
+
+    Section eal(root, "eal", origin);
+    eal.strings("args", c.eal_args);
+    eal.reject_unknown();
+
+    Section ports(root, "ports", origin);
+    if (!ports.string("downstream", d.port))
+        ports.fail("ports.downstream",
+                   "is required (the DPDK port toward the gateways, e.g. \"0000:3b:00.0\" or "
+                   "\"net_af_packet0\")");
+    ports.string("upstream", d.upstream_port);
+    std::string exception;
+    if (ports.string("exception", exception)) d.exception_port = exception;
+    ports.integer("workers", d.workers, 1, 128);
+    ports.reject_unknown();
+
+    Section relay(root, "relay", origin);
+    relay.addresses("addresses", e.relay_addresses);
+    relay.addresses("discovery_addresses", e.discovery_addresses);
+    int64_t seconds = e.query_interval.count();
+    relay.integer("query_interval", seconds, 1, 127);
+    e.query_interval = Seconds(seconds);
+    relay.integer("robustness", e.robustness, 1, 7);
+    relay.integer("max_response_code", e.max_response_code, 0, 255);
+    seconds = e.membership_timeout.count();
+    relay.integer("membership_timeout", seconds, 2, 86400);
+    e.membership_timeout = Seconds(seconds);
+    seconds = e.secret_rotation.count();
+    relay.integer("secret_rotation", seconds, 60, 7200);
+    e.secret_rotation = Seconds(seconds);
+    std::string mac = std::string(to_string(e.mac_algorithm));
+    if (relay.string("mac", mac)) {
+        if (mac == "aes-cmac-128") {
+            e.mac_algorithm = MacAlgorithm::aes_cmac_128;
+        } else if (mac == "hmac-sha256") {
+            e.mac_algorithm = MacAlgorithm::hmac_sha256;
+        } else {
+            relay.fail("relay.mac = \"" + mac + "\"",
+                       "must be \"aes-cmac-128\" or \"hmac-sha256\"");
+        }
+    }
+    relay.boolean("teardown", e.teardown);
+    relay.boolean("asm", e.asm_enabled);
+    relay.boolean("sticky_mac", e.sticky_mac);
+    relay.boolean("accept_linux_p_flag", e.accept_linux_p_flag);
+    relay.boolean("cisco_mac_compat", e.cisco_mac_compat);
+    relay.reject_unknown();
+
+    Section limits(root, "limits", origin);
+    limits.integer("max_endpoints", e.limits.max_endpoints, 1, 100'000'000);
+    limits.integer("max_endpoints_per_source_ip", e.limits.max_endpoints_per_source_ip, 1,
+                   100'000'000);
+    limits.integer("max_groups_per_endpoint", e.limits.max_groups_per_endpoint, 1, 65535);
+    limits.integer("max_sources_per_group", e.limits.max_sources_per_group, 1, 65535);
+    limits.number("replies_per_second_per_source_ip", e.limits.replies_per_second_per_source_ip,
+                  0.001);
+    limits.number("reply_burst_per_source_ip", e.limits.reply_burst_per_source_ip, 1);
+    limits.reject_unknown();
+
+    Section down(root, "downstream", origin);
+    down.address("next_hop", d.next_hop_v4);
+    down.mac("next_hop_mac", d.next_hop_v4_mac);
+    down.address("next_hop_v6", d.next_hop_v6);
+    down.mac("next_hop_v6_mac", d.next_hop_v6_mac);
+    down.integer("pmtu", d.pmtu, 0, 9216);
+    down.integer("outer_ttl", d.outer_ttl, 1, 255);
+    bool zero_checksum = !d.replication.udp_checksum;
+    down.boolean("zero_udp_checksum_ipv4", zero_checksum);
+    d.replication.udp_checksum = !zero_checksum;
+    down.reject_unknown();
+    if (d.next_hop_v4 && !d.next_hop_v4->is_v4())
+        down.fail("downstream.next_hop", "must be an IPv4 address (use next_hop_v6 for IPv6)");
+    if (d.next_hop_v6 && !d.next_hop_v6->is_v6())
+        down.fail("downstream.next_hop_v6", "must be an IPv6 address");
+
+    Section up(root, "upstream", origin);
+    up.addresses("addresses", d.upstream_addresses);
+    up.boolean("decrement_ttl", d.decrement_ttl);
+    up.reject_unknown();
+
+    Section dp(root, "dataplane", origin);
+    dp.integer("packet_mbufs", d.packet_mbufs, 1023, 16'777'215);
+    dp.integer("header_mbufs", d.header_mbufs, 1023, 16'777'215);
+    dp.integer("flow_table_size", d.flow_table_size, 64, 16'777'216);
+    dp.integer("control_ring_size", d.control_ring_size, 64, 1'048'576);
+    dp.integer("copy_threshold", d.replication.copy_threshold, 0, 9216);
+    dp.reject_unknown();
+
+    Section log(root, "log", origin);
+    if (log.string("level", c.log_level)) {
+        static const std::set<std::string> levels = {"trace", "debug",    "info", "warn",
+                                                     "error", "critical", "off"};
+        if (levels.count(c.log_level) == 0) {
+            log.fail("log.level = \"" + c.log_level + "\"",
+                     "must be trace, debug, info, warn, error, critical or off");
+        }
+    }
+    log.integer("drop_summary_interval", c.drop_log_interval_seconds, 1, 86400);
+    log.reject_unknown();
+
+    if (std::string problem = validate(e); !problem.empty()) {
+        // The engine names its keys; in the file the relay's addresses are relay.addresses.
+        if (problem.rfind("relay_addresses", 0) == 0) problem.replace(0, 15, "addresses");
+        const bool limits_key = problem.rfind("limits.", 0) == 0;
+        throw ConfigError(origin + ": " + (limits_key ? "" : "relay.") + problem);
+    }
+    return c;
+}
+
+RelayConfig load_relay_config(const std::string& path) {
+    std::ifstream in(path);
+    if (!in)
+        throw ConfigError(path + ": cannot be read (give the configuration file with --config)");
+    std::stringstream text;
+    text << in.rdbuf();
+    return parse_relay_config(text.str(), path);
+}
+
+}  // namespace amt

@@ -1,0 +1,30 @@
+// amtrelayd's configuration: a TOML file (toml++), every key documented in the README. Loading
+// checks every key's type and range and rejects unknown keys, so that a typo or a bad value stops
+// start-up with a message that names the key and what is allowed.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dataplane/dataplane.hpp"
+
+namespace amt {
+
+struct RelayConfig {
+    std::vector<std::string> eal_args;
+    DataplaneConfig dataplane;  // includes the engine's configuration
+    std::string log_level = "info";
+    uint32_t drop_log_interval_seconds = 10;  // how often drop counters are summarised in the log
+};
+
+class ConfigError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// Throws ConfigError ("<file>: <key> = <value>: <what is allowed>").
+RelayConfig load_relay_config(const std::string& path);
+RelayConfig parse_relay_config(const std::string& toml_text, const std::string& origin);
+
+}  // namespace amt

@@ -1,0 +1,175 @@
+// amtrelayd's configuration file: defaults, every section, and errors that name the key.
+#include <gtest/gtest.h>
+
+#include "dataplane/daemon/relay_config.hpp"
+
+using namespace amt;
+
+namespace {
+
+const char* minimal = R"(
+[ports]
+downstream = "net_null0"
+[relay]
+addresses = ["192.0.2.1"]
+)";
+
+std::string error_of(const std::string& text) {
+    try {
+        parse_relay_config(text, "test.toml");
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST(RelayConfig, MinimalFileTakesDocumentedDefaults) {
+    const RelayConfig c = parse_relay_config(minimal, "test.toml");
+    EXPECT_EQ(c.dataplane.port, "net_null0");
+    EXPECT_EQ(c.dataplane.workers, 1);
+    EXPECT_EQ(c.dataplane.engine.query_interval.count(), 125);
+    EXPECT_EQ(c.dataplane.engine.membership_timeout.count(), 270);
+    EXPECT_EQ(c.dataplane.engine.secret_rotation.count(), 3600);
+    EXPECT_FALSE(c.dataplane.engine.teardown);
+    EXPECT_TRUE(c.dataplane.engine.asm_enabled);
+    EXPECT_TRUE(c.dataplane.engine.sticky_mac);
+    EXPECT_EQ(c.dataplane.engine.discovery_addresses.size(), 2u);
+    EXPECT_TRUE(c.dataplane.replication.udp_checksum);
+    EXPECT_EQ(c.log_level, "info");
+}
+
+TEST(RelayConfig, EverySectionIsRead) {
+    const RelayConfig c = parse_relay_config(R"(
+[eal]
+args = ["-l", "0-2", "--vdev", "net_af_packet0,iface=veth0"]
+[ports]
+downstream = "net_af_packet0"
+upstream = "net_af_packet1"
+exception = "net_tap0"
+workers = 2
+[relay]
+addresses = ["192.0.2.1", "2001:db8::1"]
+discovery_addresses = ["192.52.193.1"]
+query_interval = 60
+robustness = 3
+max_response_code = 10
+membership_timeout = 200
+secret_rotation = 1800
+mac = "hmac-sha256"
+teardown = true
+asm = false
+sticky_mac = false
+accept_linux_p_flag = false
+cisco_mac_compat = true
+[limits]
+max_endpoints = 1000
+max_endpoints_per_source_ip = 10
+max_groups_per_endpoint = 8
+max_sources_per_group = 4
+replies_per_second_per_source_ip = 5.5
+reply_burst_per_source_ip = 20
+[downstream]
+next_hop = "192.0.2.254"
+next_hop_v6_mac = "02:00:00:00:00:fe"
+pmtu = 1400
+outer_ttl = 32
+zero_udp_checksum_ipv4 = true
+[upstream]
+addresses = ["10.0.1.2", "fe80::1"]
+decrement_ttl = false
+[dataplane]
+packet_mbufs = 8191
+header_mbufs = 4095
+flow_table_size = 1024
+control_ring_size = 1024
+copy_threshold = 128
+[log]
+level = "debug"
+drop_summary_interval = 30
+)",
+                                             "full.toml");
+    const DataplaneConfig& d = c.dataplane;
+    EXPECT_EQ(c.eal_args.size(), 4u);
+    EXPECT_EQ(d.upstream_port, "net_af_packet1");
+    EXPECT_EQ(d.exception_port, "net_tap0");
+    EXPECT_EQ(d.workers, 2);
+    EXPECT_EQ(d.engine.relay_addresses.size(), 2u);
+    EXPECT_EQ(d.engine.discovery_addresses.size(), 1u);
+    EXPECT_EQ(d.engine.query_interval.count(), 60);
+    EXPECT_EQ(d.engine.robustness, 3);
+    EXPECT_EQ(d.engine.max_response_code, 10);
+    EXPECT_EQ(d.engine.mac_algorithm, MacAlgorithm::hmac_sha256);
+    EXPECT_TRUE(d.engine.teardown);
+    EXPECT_FALSE(d.engine.asm_enabled);
+    EXPECT_TRUE(d.engine.cisco_mac_compat);
+    EXPECT_EQ(d.engine.limits.max_sources_per_group, 4u);
+    EXPECT_DOUBLE_EQ(d.engine.limits.replies_per_second_per_source_ip, 5.5);
+    EXPECT_EQ(d.next_hop_v4, IpAddress::parse("192.0.2.254"));
+    ASSERT_TRUE(d.next_hop_v6_mac.has_value());
+    EXPECT_EQ((*d.next_hop_v6_mac)[5], 0xfe);
+    EXPECT_EQ(d.pmtu, 1400);
+    EXPECT_EQ(d.outer_ttl, 32);
+    EXPECT_FALSE(d.replication.udp_checksum);
+    EXPECT_EQ(d.upstream_addresses.size(), 2u);
+    EXPECT_FALSE(d.decrement_ttl);
+    EXPECT_EQ(d.replication.copy_threshold, 128);
+    EXPECT_EQ(c.log_level, "debug");
+    EXPECT_EQ(c.drop_log_interval_seconds, 30u);
+}
+
+TEST(RelayConfig, ErrorsNameTheKeyAndWhatIsAllowed) {
+    const std::string base = minimal;
+    EXPECT_EQ(error_of(base + "query_interval = 200\n"),
+              "test.toml: relay.query_interval = 200: must be 1..127");
+    EXPECT_EQ(error_of(base + "membership_timeout = 100\n"),
+              "test.toml: relay.membership_timeout = 100: must exceed query_interval (RFC 7450 "
+              "§5.3.3.7); default 270");
+    EXPECT_EQ(error_of(base + "teardwn = true\n"),
+              "test.toml: relay.teardwn: unknown key (see the README's configuration reference)");
+    EXPECT_EQ(error_of(base + "teardown = \"yes\"\n"),
+              "test.toml: relay.teardown: must be true or false");
+    EXPECT_EQ(error_of(base + "mac = \"md5\"\n"),
+              "test.toml: relay.mac = \"md5\": must be \"aes-cmac-128\" or \"hmac-sha256\"");
+    EXPECT_EQ(error_of("[ports]\ndownstream = \"x\"\n[relay]\naddresses = [\"239.1.1.1\"]\n"),
+              "test.toml: relay.addresses = \"239.1.1.1\": must be a unicast address");
+    EXPECT_EQ(
+        error_of("[ports]\ndownstream = \"x\"\n"),
+        "test.toml: relay.addresses is empty: give at least one unicast IPv4 or IPv6 address");
+    EXPECT_NE(
+        error_of("[relay]\naddresses = [\"192.0.2.1\"]\n").find("ports.downstream: is required"),
+        std::string::npos);
+    EXPECT_EQ(error_of(base + "[downstream]\nnext_hop_mac = \"02:00:00:00:00\"\n"),
+              "test.toml: downstream.next_hop_mac = \"02:00:00:00:00\": must be a MAC address like "
+              "02:00:5e:10:00:01");
+    EXPECT_EQ(error_of(base + "[downstream]\nnext_hop = \"2001:db8::1\"\n"),
+              "test.toml: downstream.next_hop: must be an IPv4 address (use next_hop_v6 for IPv6)");
+    EXPECT_EQ(
+        error_of(base + "[metricz]\n"),
+        "test.toml: [metricz]: unknown section (allowed: eal, ports, relay, limits, downstream, "
+        "upstream, dataplane, log)");
+    EXPECT_EQ(error_of(base + "[log]\nlevel = \"loud\"\n"),
+              "test.toml: log.level = \"loud\": must be trace, debug, info, warn, error, critical "
+              "or off");
+    EXPECT_NE(error_of("[ports\n").find("test.toml:1:"), std::string::npos)
+        << "syntax errors give line:column";
+    EXPECT_EQ(error_of(base + "[limits]\nmax_endpoints = 0\n"),
+              "test.toml: limits.max_endpoints = 0: must be 1..100000000");
+}
+
+TEST(RelayConfig, ShippedExamplesAreValid) {
+    for (const char* file : {"vdev-null.toml"}) {
+        EXPECT_NO_THROW(load_relay_config(std::string(EXAMPLES_DIR) + "/" + file)) << file;
+    }
+    EXPECT_NE(std::string([] {
+                  try {
+                      load_relay_config("/nonexistent/amtrelayd.toml");
+                  } catch (const ConfigError& e) {
+                      return std::string(e.what());
+                  }
+                  return std::string();
+              }())
+                  .find("cannot be read"),
+              std::string::npos);
+}
