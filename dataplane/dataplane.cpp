@@ -64,17 +64,27 @@ Dataplane::Dataplane(const DataplaneConfig& config)
     const WorkerShared shared{
         *flows_,   *rcu_, secrets_, control_ring_->get(), header_pool_->get(), packet_pool_->get(),
         next_hops_};
+    // RX queue q goes to worker q % workers (a port may have more queues than workers).
+    auto queues_of = [&](const Port& p, uint16_t worker) {
+        std::vector<uint16_t> queues;
+        for (uint16_t q = worker; q < p.rx_queues();
+             q = static_cast<uint16_t>(q + config.workers)) {
+            queues.push_back(q);
+        }
+        return queues;
+    };
     for (uint16_t i = 0; i < config.workers; ++i) {
-        WorkerSetup w{.downstream = {port_id, i, i, port_->mac(), downstream_addresses},
-                      .exception_port = exception_id,
-                      .exception_tx_queue = i,
-                      .rcu_thread_id = i,
-                      .decrement_ttl = config.decrement_ttl,
-                      .replication = replication,
-                      .engine = config.engine};
+        WorkerSetup w{
+            .downstream = {port_id, queues_of(*port_, i), i, port_->mac(), downstream_addresses},
+            .exception_port = exception_id,
+            .exception_tx_queue = i,
+            .rcu_thread_id = i,
+            .decrement_ttl = config.decrement_ttl,
+            .replication = replication,
+            .engine = config.engine};
         if (separate_upstream) {
-            w.upstream =
-                WorkerLink{upstream_id, i, i, upstream_port_->mac(), config.upstream_addresses};
+            w.upstream = WorkerLink{upstream_id, queues_of(*upstream_port_, i), i,
+                                    upstream_port_->mac(), config.upstream_addresses};
         }
         workers_.push_back(std::make_unique<Worker>(w, shared));
     }

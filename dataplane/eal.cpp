@@ -64,26 +64,40 @@ uint16_t Port::id_by_name(const std::string& name) {
 Port::Port(uint16_t id, const PortSetup& setup, rte_mempool* rx_pool) : id_(id) {
     rte_eth_dev_info info{};
     if (int rc = rte_eth_dev_info_get(id, &info); rc != 0) fail("rte_eth_dev_info_get", rc);
+    if (info.max_rx_queues < setup.rx_queues || info.max_tx_queues < setup.tx_queues) {
+        char name[RTE_ETH_NAME_MAX_LEN] = "?";
+        rte_eth_dev_get_name_by_port(id, name);
+        throw std::runtime_error(
+            std::string("port ") + name + " has " + std::to_string(info.max_rx_queues) + " RX / " +
+            std::to_string(info.max_tx_queues) + " TX queues; the relay needs " +
+            std::to_string(setup.rx_queues) + " / " + std::to_string(setup.tx_queues) +
+            " (one per worker, plus a TX queue for the control thread; for net_af_packet add "
+            "qpairs=" +
+            std::to_string(setup.tx_queues) + " to its --vdev)");
+    }
     rte_eth_conf conf{};
+    rx_queues_ = setup.rx_queues;
     // Software rings and the null device pass mbuf chains through untouched.
     const std::string driver = info.driver_name ? info.driver_name : "";
     multi_segment_tx_ = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) ||
                         driver == "net_ring" || driver == "net_null";
+    // Every af_packet socket receives from the fanout group, configured or not: poll them all.
+    if (driver == "net_af_packet") rx_queues_ = std::max(rx_queues_, info.max_rx_queues);
     if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) {
         conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
     }
-    if (setup.rss && setup.rx_queues > 1 && info.flow_type_rss_offloads != 0) {
+    if (setup.rss && rx_queues_ > 1 && info.flow_type_rss_offloads != 0) {
         conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
         conf.rx_adv_conf.rss_conf.rss_hf =
             (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
     }
-    if (int rc = rte_eth_dev_configure(id, setup.rx_queues, setup.tx_queues, &conf); rc != 0) {
+    if (int rc = rte_eth_dev_configure(id, rx_queues_, setup.tx_queues, &conf); rc != 0) {
         fail("rte_eth_dev_configure", rc);
     }
     uint16_t rxd = setup.rx_descriptors, txd = setup.tx_descriptors;
     rte_eth_dev_adjust_nb_rx_tx_desc(id, &rxd, &txd);
     const auto socket = static_cast<unsigned>(rte_eth_dev_socket_id(id));
-    for (uint16_t q = 0; q < setup.rx_queues; ++q) {
+    for (uint16_t q = 0; q < rx_queues_; ++q) {
         if (int rc = rte_eth_rx_queue_setup(id, q, rxd, socket, nullptr, rx_pool); rc != 0) {
             fail("rte_eth_rx_queue_setup", rc);
         }

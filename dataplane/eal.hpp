@@ -70,12 +70,16 @@ class Port {
     const MacAddress& mac() const { return mac_; }
     uint16_t mtu() const { return mtu_; }
     bool multi_segment_tx() const { return multi_segment_tx_; }
+    // RX queues configured: at least PortSetup::rx_queues, more for drivers whose queues come in
+    // pairs that all receive (net_af_packet's qpairs share one fanout group).
+    uint16_t rx_queues() const { return rx_queues_; }
 
   private:
     uint16_t id_;
     MacAddress mac_{};
     uint16_t mtu_ = 1500;
     bool multi_segment_tx_ = false;
+    uint16_t rx_queues_ = 0;
 };
 
 }  // namespace amt

@@ -103,15 +103,19 @@ void Worker::to_exception(rte_mbuf* m) {
 }
 
 uint16_t Worker::poll_link(const WorkerLink& link, bool upstream) {
-    std::array<rte_mbuf*, burst_size> pkts;
-    const uint16_t n = rte_eth_rx_burst(link.port, link.rx_queue, pkts.data(), burst_size);
-    for (uint16_t i = 0; i < n; ++i) {
-        if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
-        counters_.rx_bytes.add(pkts[i]->pkt_len);
-        process(pkts[i], upstream);
+    uint16_t total = 0;
+    for (const uint16_t queue : link.rx_queues) {
+        std::array<rte_mbuf*, burst_size> pkts;
+        const uint16_t n = rte_eth_rx_burst(link.port, queue, pkts.data(), burst_size);
+        for (uint16_t i = 0; i < n; ++i) {
+            if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+            counters_.rx_bytes.add(pkts[i]->pkt_len);
+            process(pkts[i], upstream);
+        }
+        total += n;
     }
-    counters_.rx_packets.add(n);
-    return n;
+    counters_.rx_packets.add(total);
+    return total;
 }
 
 uint16_t Worker::poll_once(Time now) {

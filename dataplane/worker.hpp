@@ -30,7 +30,7 @@ namespace amt {
 // One port the worker polls: its queues and the relay's identity on that link.
 struct WorkerLink {
     uint16_t port = 0;
-    uint16_t rx_queue = 0;
+    std::vector<uint16_t> rx_queues;  // usually one; more when a port has more queues than workers
     uint16_t tx_queue = 0;
     MacAddress mac{};
     std::vector<IpAddress> addresses;  // answered for ARP / ND on this link

@@ -396,11 +396,18 @@ TEST(GeneralQuery, ParseRejectsWhatIsNotAGeneralQuery) {
     bad = kIgmpQuery;
     bad[0] = 0x56;
     EXPECT_EQ(parse_general_query(bad, g), ParseError::inner_bad_version);
-    // IGMPv2 (8 octets) and MLDv1 (24 octets) queries are too short for v3/v2.
+    // IGMPv2 (8 octets) and MLDv1 (24 octets) queries are valid router queries but not the
+    // IGMPv3 / MLDv2 general query a relay must send.
     EXPECT_EQ(parse_general_query(make_v4({0x11, 10, 0, 0, 0, 0, 0, 0}, {.dst = 0xe0000001}), g),
-              ParseError::igmp_truncated);
+              ParseError::not_general_query);
     EXPECT_EQ(parse_general_query(make_v6(v2_message(130, ip("::")), {.dst = ip("ff02::1")}), g),
-              ParseError::mld_truncated);
+              ParseError::not_general_query);
+    RouterQuery q;
+    EXPECT_EQ(parse_router_query(make_v4({0x11, 10, 0, 0, 0, 0, 0, 0}, {.dst = 0xe0000001}), q),
+              ParseError::ok);
+    EXPECT_EQ(q.version, 2);
+    EXPECT_EQ(parse_router_query(make_v4({0x11, 10, 0, 0, 0, 0, 0}, {.dst = 0xe0000001}), q),
+              ParseError::igmp_truncated);
 }
 
 TEST(GeneralQuery, GroupSpecificQueryIsNotGeneral) {

@@ -1,0 +1,219 @@
+#include "gateway/gateway_session.hpp"
+
+#include <algorithm>
+
+#include "common/packet_headers.hpp"
+
+namespace amt {
+
+namespace {
+constexpr int max_request_retries = 6;  // then back to discovery (RFC 7450 §5.2.3.5.3)
+constexpr GwTime second = std::chrono::seconds(1);
+}  // namespace
+
+std::string_view to_string(SessionState s) {
+    switch (s) {
+        case SessionState::discovering:
+            return "discovering";
+        case SessionState::requesting:
+            return "requesting";
+        case SessionState::joined:
+            return "joined";
+        case SessionState::stopped:
+            return "stopped";
+    }
+    return "?";
+}
+
+GatewaySession::GatewaySession(const SessionConfig& config, std::function<uint32_t()> random)
+    : config_(config), random_(std::move(random)), relay_(config.relay) {
+    for (const Family f : {Family::ipv4, Family::ipv6}) {
+        if (!channels_of(f).empty()) handshakes_.push_back({f});
+    }
+}
+
+std::vector<Channel> GatewaySession::channels_of(Family f) const {
+    std::vector<Channel> out;
+    for (const Channel& c : config_.channels) {
+        if (c.group.family() == f) out.push_back(c);
+    }
+    return out;
+}
+
+void GatewaySession::send(const UdpEndpoint& to, std::vector<uint8_t> payload) {
+    outgoing_.push_back({to, std::move(payload)});
+}
+
+void GatewaySession::start(GwTime now) {
+    if (relay_) {
+        send_requests(now);
+    } else {
+        send_discovery(now);
+    }
+}
+
+// Random exponential backoff in [1 s, min(2^n s, 120 s)] (checklist §7).
+void GatewaySession::schedule_retry(GwTime now) {
+    const int64_t max_s = std::min<int64_t>(int64_t{1} << std::min(retries_, 7), 120);
+    const int64_t span_ms = (max_s - 1) * 1000;
+    const int64_t delay_ms = 1000 + (span_ms > 0 ? random_() % (span_ms + 1) : 0);
+    next_action_ = now + std::chrono::milliseconds(delay_ms);
+    ++retries_;
+}
+
+void GatewaySession::send_discovery(GwTime now) {
+    state_ = SessionState::discovering;
+    if (discovery_nonce_ == 0) discovery_nonce_ = random_() | 1;  // MUST be non-zero
+    std::vector<uint8_t> msg(discovery_size);
+    build_discovery(msg, {discovery_nonce_});
+    send({config_.discovery, amt_udp_port}, std::move(msg));
+    schedule_retry(now);
+}
+
+void GatewaySession::send_requests(GwTime now) {
+    if (state_ != SessionState::joined) state_ = SessionState::requesting;
+    for (FamilyHandshake& h : handshakes_) {
+        h.nonce = random_();  // a new nonce every cycle (RFC 7450 §5.2.3.5.6)
+        std::vector<uint8_t> msg(request_size);
+        build_request(msg, {.nonce = h.nonce,
+                            .flags = h.family == Family::ipv6 ? request_p_flag : uint8_t{0}});
+        send(relay_endpoint(), std::move(msg));
+    }
+    schedule_retry(now);
+}
+
+void GatewaySession::send_update(FamilyHandshake& h, RecordType type) {
+    std::vector<uint8_t> report(1500);
+    ReportBuilder b(report, h.family);
+    for (const Channel& c : channels_of(h.family)) {
+        const bool any = c.source.is_unspecified();
+        // SSM: INCLUDE{S}; ASM: EXCLUDE{} (join) / TO_IN{} (leave).
+        RecordType t = type;
+        if (any) {
+            t = type == RecordType::mode_is_include ? RecordType::mode_is_exclude
+                                                    : RecordType::change_to_include;
+        }
+        if (any) {
+            b.add_record(t, c.group, {});
+        } else {
+            b.add_record(t, c.group, std::span(&c.source, 1));
+        }
+    }
+    report.resize(b.finish());
+    std::vector<uint8_t> msg(update_fixed_size + report.size());
+    build_membership_update(msg, *h.mac, h.mac_nonce, report);
+    send(relay_endpoint(), std::move(msg));
+    h.reported = true;
+}
+
+void GatewaySession::send_teardown(const FamilyHandshake& h, const UdpEndpoint& old_gateway) {
+    std::vector<uint8_t> msg(teardown_size);
+    build_teardown(msg, {*h.mac, h.mac_nonce, old_gateway});
+    send(relay_endpoint(), std::move(msg));
+}
+
+void GatewaySession::on_datagram(const UdpEndpoint& from, ByteView payload, GwTime now) {
+    MessageType type;
+    if (state_ == SessionState::stopped || peek_message_type(payload, type) != ParseError::ok) {
+        return;
+    }
+    if (type == MessageType::relay_advertisement && state_ == SessionState::discovering) {
+        Advertisement adv;
+        if (parse_advertisement(payload, adv) != ParseError::ok || adv.nonce != discovery_nonce_ ||
+            from.ip != config_.discovery) {
+            return;
+        }
+        relay_ = adv.relay;
+        discovery_nonce_ = 0;
+        retries_ = 0;
+        send_requests(now);
+        return;
+    }
+    if (!relay_ || from != relay_endpoint()) return;  // only the relay we talk to
+    if (type == MessageType::membership_query) {
+        MembershipQuery q;
+        GeneralQuery gq;
+        if (parse_membership_query(payload, q) != ParseError::ok ||
+            parse_general_query(q.encapsulated, gq) != ParseError::ok) {
+            return;
+        }
+        const auto h = std::find_if(handshakes_.begin(), handshakes_.end(), [&](const auto& x) {
+            return x.nonce == q.nonce && x.family == gq.family;
+        });
+        if (h == handshakes_.end()) return;
+        // The relay saw us at another address than last time: tear the old tunnel down with the
+        // old Query's values (RFC 7450 §5.2.3.4.4), then carry on at the new one.
+        if (config_.teardown && q.gateway && h->gateway_seen && *h->gateway_seen != *q.gateway &&
+            h->mac) {
+            send_teardown(*h, *h->gateway_seen);
+        }
+        if (q.gateway) h->gateway_seen = q.gateway;
+        h->mac = q.mac;
+        h->mac_nonce = q.nonce;
+        qqic_ = gq.qqic == 0 ? 125 : gq.qqic;
+        l_flag_ = q.l_flag;
+        ++queries_;
+        send_update(*h, RecordType::mode_is_include);
+        const bool all = std::all_of(handshakes_.begin(), handshakes_.end(),
+                                     [](const auto& x) { return x.mac.has_value(); });
+        if (all) {
+            state_ = SessionState::joined;
+            retries_ = 0;
+            next_action_ = now + std::chrono::seconds(qqic_);
+        }
+        return;
+    }
+    if (type == MessageType::multicast_data) {
+        MulticastData d;
+        if (parse_multicast_data(payload, d) != ParseError::ok || d.packet.size() < 20) return;
+        const bool v4 = (d.packet[0] >> 4) == 4;
+        if (!v4 && d.packet.size() < ipv6_header_size) return;
+        const IpAddress src = v4 ? IpAddress::v4_from_bytes(d.packet.data() + 12)
+                                 : IpAddress::v6_from_bytes(d.packet.data() + 8);
+        const IpAddress dst = v4 ? IpAddress::v4_from_bytes(d.packet.data() + 16)
+                                 : IpAddress::v6_from_bytes(d.packet.data() + 24);
+        const bool wanted =
+            std::any_of(config_.channels.begin(), config_.channels.end(), [&](const Channel& c) {
+                return c.group == dst && (c.source.is_unspecified() || c.source == src);
+            });
+        if (!wanted) return;  // never hand on what we did not ask for (RFC 7450 §5.2.3.3)
+        ++data_packets_;
+        data_bytes_ += d.packet.size();
+        if (on_data) on_data(d.packet);
+    }
+}
+
+void GatewaySession::advance(GwTime now) {
+    if (state_ == SessionState::stopped || now < next_action_) return;
+    switch (state_) {
+        case SessionState::discovering:
+            send_discovery(now);
+            return;
+        case SessionState::requesting:
+            if (retries_ > max_request_retries && !config_.relay) {
+                retries_ = 0;
+                relay_.reset();
+                send_discovery(now);
+            } else {
+                send_requests(now);
+            }
+            return;
+        case SessionState::joined:
+            // A new cycle: fresh nonces; the Query's answer refreshes the membership.
+            send_requests(now);
+            next_action_ = now + std::chrono::seconds(qqic_);
+            return;
+        case SessionState::stopped:
+            return;
+    }
+}
+
+void GatewaySession::stop(GwTime now) {
+    (void)now;
+    for (FamilyHandshake& h : handshakes_) {
+        if (h.mac) send_update(h, RecordType::block_old_sources);
+    }
+    state_ = SessionState::stopped;
+}
+
+}  // namespace amt

@@ -1,0 +1,105 @@
+// One AMT tunnel seen from the gateway side (RFC 7450 §5.2), sans-I/O: datagrams from the relay
+// and the time go in; datagrams to send and the received multicast packets come out. amtgw
+// drives it with kernel UDP sockets; the tests drive it against the relay's own engine.
+//
+//   discovering ──Advertisement──► requesting ──Query──► joined ──(every QQIC:
+//   Request/Query/Update)
+//        ▲                                                  │
+//        └──────────── no Query after retries ◄─────────────┘
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/amt_messages.hpp"
+#include "common/ip_address.hpp"
+#include "common/packet_headers.hpp"
+
+namespace amt {
+
+using GwTime = std::chrono::nanoseconds;
+
+struct Channel {
+    IpAddress source;  // unspecified: any source (ASM, (*,G))
+    IpAddress group;
+};
+
+struct SessionConfig {
+    std::vector<Channel> channels;
+    std::optional<IpAddress> relay;  // skip discovery and send Requests here (RFC 8777 D=1)
+    IpAddress discovery = *IpAddress::parse("192.52.193.1");
+    bool teardown = true;  // send Teardown when the relay's G fields say we moved
+};
+
+enum class SessionState : uint8_t { discovering, requesting, joined, stopped };
+std::string_view to_string(SessionState s);
+
+struct Outgoing {
+    UdpEndpoint to;
+    std::vector<uint8_t> payload;
+};
+
+class GatewaySession {
+  public:
+    // `random` must come from a CSPRNG (nonces, RFC 7450 §5.2.3.4.5).
+    GatewaySession(const SessionConfig& config, std::function<uint32_t()> random);
+
+    void start(GwTime now);
+    void on_datagram(const UdpEndpoint& from, ByteView payload, GwTime now);
+    void advance(GwTime now);
+    // Leaves every channel (and tears the tunnel down when the relay asked for Teardown).
+    void stop(GwTime now);
+
+    std::vector<Outgoing> take_outgoing() { return std::exchange(outgoing_, {}); }
+    // Every inner multicast datagram received for a joined channel, as the IP packet.
+    std::function<void(ByteView ip_packet)> on_data;
+
+    SessionState state() const { return state_; }
+    const std::optional<IpAddress>& relay() const { return relay_; }
+    uint8_t qqic() const { return qqic_; }
+    bool relay_refuses_new_endpoints() const { return l_flag_; }
+    uint64_t data_packets() const { return data_packets_; }
+    uint64_t data_bytes() const { return data_bytes_; }
+    uint64_t queries() const { return queries_; }
+
+  private:
+    struct FamilyHandshake {
+        Family family;                            // IGMP (IPv4 groups) or MLD (IPv6 groups)
+        uint32_t nonce = 0;                       // of the Request in flight
+        std::optional<ResponseMac> mac;           // from the last Query
+        uint32_t mac_nonce = 0;                   // the nonce that Query echoed (goes with the MAC)
+        std::optional<UdpEndpoint> gateway_seen;  // G fields of the last Query
+        bool reported = false;                    // the first report (ALLOW) was sent
+    };
+
+    void send(const UdpEndpoint& to, std::vector<uint8_t> payload);
+    void send_discovery(GwTime now);
+    void send_requests(GwTime now);
+    void send_update(FamilyHandshake& h, RecordType type);
+    void send_teardown(const FamilyHandshake& h, const UdpEndpoint& old_gateway);
+    void schedule_retry(GwTime now);
+    UdpEndpoint relay_endpoint() const { return {*relay_, amt_udp_port}; }
+    std::vector<Channel> channels_of(Family f) const;
+
+    SessionConfig config_;
+    std::function<uint32_t()> random_;
+    SessionState state_ = SessionState::discovering;
+    std::optional<IpAddress> relay_;
+    uint32_t discovery_nonce_ = 0;
+    std::vector<FamilyHandshake> handshakes_;
+    std::vector<Outgoing> outgoing_;
+    GwTime next_action_{};
+    int retries_ = 0;
+    uint8_t qqic_ = 125;
+    bool l_flag_ = false;
+    uint64_t data_packets_ = 0;
+    uint64_t data_bytes_ = 0;
+    uint64_t queries_ = 0;
+};
+
+}  // namespace amt

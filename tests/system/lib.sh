@@ -1,0 +1,91 @@
+# Shared helpers for the system tests: network namespaces with a unique prefix, cleanup on any
+# exit, bounded waits, and the project's binaries (AMTRELAYD, AMTGW set by meson).
+set -euo pipefail
+
+NS_PREFIX="amt$$"
+PIDS=()
+WORK=$(mktemp -d /tmp/amt-system.XXXXXX)
+
+cleanup() {
+    local status=$?
+    for pid in "${PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    done
+    sleep 0.2
+    for pid in "${PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    done
+    for ns in $(ip netns list | awk '{print $1}' | grep "^${NS_PREFIX}-" || true); do
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    if [ "$status" -ne 0 ]; then
+        echo "--- logs in $WORK ---"
+        for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 30 "$f" | tr '\r' '\n' | tail -n 30; }; done
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT INT TERM
+
+ns() { echo "${NS_PREFIX}-$1"; }
+in_ns() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
+
+make_ns() {
+    for n in "$@"; do
+        ip netns add "$(ns "$n")"
+        in_ns "$n" ip link set lo up
+        in_ns "$n" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    done
+}
+
+# veth A:IFA <-> B:IFB. Checksum offload off: DPDK's af_packet reads the frames as they are.
+link_ns() {
+    local a=$1 ifa=$2 b=$3 ifb=$4
+    ip link add "$ifa" netns "$(ns "$a")" type veth peer name "$ifb" netns "$(ns "$b")"
+    in_ns "$a" ethtool -K "$ifa" tx off rx off >/dev/null 2>&1 || true
+    in_ns "$b" ethtool -K "$ifb" tx off rx off >/dev/null 2>&1 || true
+    in_ns "$a" ip link set "$ifa" up
+    in_ns "$b" ip link set "$ifb" up
+}
+
+# Runs a command in the background inside a namespace, output to $WORK/NAME.log.
+spawn() {
+    local n=$1 name=$2; shift 2
+    ip netns exec "$(ns "$n")" "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    echo $!
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls until COMMAND succeeds, fails after SECONDS.
+wait_for() {
+    local seconds=$1 what=$2; shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        if [ $SECONDS -ge $deadline ]; then
+            echo "FAIL: timed out after ${seconds}s waiting for: $what"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+fail() { echo "FAIL: $*"; exit 1; }
+pass() { echo "PASS: $*"; }
+
+# Sends COUNT UDP datagrams to GROUP:PORT from inside namespace N (TTL 8).
+send_multicast() {
+    local n=$1 group=$2 port=$3 count=$4
+    in_ns "$n" /usr/bin/python3 - "$group" "$port" "$count" <<'PY'
+import socket, sys, time
+group, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fam = socket.AF_INET6 if ":" in group else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+if fam == socket.AF_INET:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 8)
+else:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 8)
+for i in range(count):
+    s.sendto(b"amt-system-test %06d" % i, (group, port))
+    time.sleep(0.02)
+PY
+}

@@ -1,0 +1,258 @@
+// The gateway's protocol (gateway/gateway_session.hpp) against the relay's own engine, in
+// memory: discovery, handshake, join, refresh cycles, data delivery, leave, Teardown after a NAT
+// rebinding; and DRIAD's AMTRELAY record parsing (RFC 8777).
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <set>
+
+#include "common/packet_headers.hpp"
+#include "controlplane/relay_engine.hpp"
+#include "gateway/driad.hpp"
+#include "gateway/gateway_session.hpp"
+
+using namespace amt;
+
+namespace {
+
+const IpAddress relay_ip = *IpAddress::parse("192.0.2.1");
+const IpAddress S = *IpAddress::parse("198.51.100.7");
+const IpAddress G = *IpAddress::parse("232.1.1.1");
+
+// Wires one GatewaySession to a RelayEngine: what one sends, the other receives.
+struct Loop : EngineSink {
+    EngineConfig config;
+    SecretStore secrets{Time{0}};
+    std::unique_ptr<RelayEngine> engine;
+    std::unique_ptr<GatewaySession> session;
+    UdpEndpoint gateway{*IpAddress::parse("203.0.113.5"), 40000};
+    std::vector<std::pair<UdpEndpoint, std::vector<uint8_t>>> to_gateway;
+    std::map<FlowKey, std::set<UdpEndpoint>> flows;
+    Time now{std::chrono::seconds(10)};
+    std::mt19937 rng{1};
+
+    explicit Loop(SessionConfig sc, bool teardown = false) {
+        config.relay_addresses = {relay_ip};
+        config.teardown = teardown;
+        engine = std::make_unique<RelayEngine>(config, secrets, *this);
+        session =
+            std::make_unique<GatewaySession>(sc, [this] { return static_cast<uint32_t>(rng()); });
+    }
+    void send_reply(const UdpEndpoint& from, const UdpEndpoint& to, ByteView p) override {
+        EXPECT_EQ(to, gateway);
+        to_gateway.push_back({from, std::vector<uint8_t>(p.begin(), p.end())});
+    }
+    void flow_edit(const FlowEdit& e) override {
+        if (e.op == FlowOp::add_tunnel) flows[e.key].insert(e.tunnel);
+        if (e.op == FlowOp::remove_tunnel) flows[e.key].erase(e.tunnel);
+        if (e.op == FlowOp::delete_flow) flows.erase(e.key);
+    }
+    void upstream_change(const FlowKey&, bool) override {}
+
+    // Delivers everything in flight, both ways, until quiet.
+    void run() {
+        for (int round = 0; round < 10; ++round) {
+            bool moved = false;
+            for (const Outgoing& o : session->take_outgoing()) {
+                engine->handle({gateway, o.to, o.payload}, now);
+                moved = true;
+            }
+            for (auto& [from, payload] : std::exchange(to_gateway, {})) {
+                session->on_datagram(from, payload, now);
+                moved = true;
+            }
+            if (!moved) return;
+        }
+    }
+    void pass(std::chrono::seconds d) {
+        now += d;
+        engine->advance(now);
+        session->advance(now);
+        run();
+    }
+    bool receives() const {
+        const auto f = flows.find({S, G});
+        return f != flows.end() && f->second.count(gateway) > 0;
+    }
+};
+
+SessionConfig ssm_channel() {
+    SessionConfig c;
+    c.channels = {{S, G}};
+    return c;
+}
+
+}  // namespace
+
+TEST(GatewaySession, DiscoversHandshakesAndJoins) {
+    Loop loop(ssm_channel());
+    loop.config.discovery_addresses = {*IpAddress::parse("192.52.193.1")};
+    loop.session->start(loop.now);
+    loop.run();
+    EXPECT_EQ(loop.session->state(), SessionState::joined);
+    ASSERT_TRUE(loop.session->relay().has_value());
+    EXPECT_EQ(*loop.session->relay(), relay_ip);
+    EXPECT_EQ(loop.session->qqic(), 125);
+    EXPECT_TRUE(loop.receives());
+}
+
+TEST(GatewaySession, RefreshCyclesKeepTheTunnelPastTheMembershipTimeout) {
+    SessionConfig c = ssm_channel();
+    c.relay = relay_ip;
+    Loop loop(c);
+    loop.session->start(loop.now);
+    loop.run();
+    ASSERT_TRUE(loop.receives());
+    for (int i = 0; i < 12; ++i)
+        loop.pass(std::chrono::seconds(60));  // 720 s > 270 s timeout
+    EXPECT_TRUE(loop.receives());
+    // Cycles start at the first check past each QQIC (steps of 60 s): 180, 360, 540, 720 s.
+    EXPECT_GE(loop.session->queries(), 5u) << "a new Request/Query every QQIC";
+}
+
+TEST(GatewaySession, DeliversOnlyWhatItJoined) {
+    SessionConfig c = ssm_channel();
+    c.relay = relay_ip;
+    Loop loop(c);
+    size_t delivered = 0;
+    loop.session->on_data = [&](ByteView) { ++delivered; };
+    loop.session->start(loop.now);
+    loop.run();
+    auto data = [&](const IpAddress& src) {
+        std::vector<uint8_t> inner(28 + 10), msg(2 + inner.size());
+        build_udp_datagram(inner, {src, 5000}, {G, 5000}, std::vector<uint8_t>(10, 1));
+        build_multicast_data(msg, inner);
+        loop.session->on_datagram({relay_ip, amt_udp_port}, msg, loop.now);
+    };
+    data(S);
+    data(*IpAddress::parse("198.51.100.99"));  // another source: not ours
+    loop.session->on_datagram({*IpAddress::parse("192.0.2.99"), amt_udp_port},
+                              std::vector<uint8_t>{6, 0}, loop.now);
+    EXPECT_EQ(delivered, 1u);
+}
+
+TEST(GatewaySession, LeaveOnStopEndsTheStreamAtOnce) {
+    SessionConfig c = ssm_channel();
+    c.relay = relay_ip;
+    Loop loop(c);
+    loop.session->start(loop.now);
+    loop.run();
+    ASSERT_TRUE(loop.receives());
+    loop.session->stop(loop.now);
+    loop.run();
+    EXPECT_FALSE(loop.receives());
+    EXPECT_EQ(loop.engine->memberships().endpoint_count(), 0u);
+}
+
+TEST(GatewaySession, TeardownAfterNatRebindingRemovesTheOldEndpoint) {
+    SessionConfig c = ssm_channel();
+    c.relay = relay_ip;
+    Loop loop(c, /*teardown=*/true);
+    loop.session->start(loop.now);
+    loop.run();
+    ASSERT_TRUE(loop.receives());
+    const UdpEndpoint old = loop.gateway;
+    loop.gateway.port = 40001;  // the NAT gave the gateway a new port
+    loop.pass(std::chrono::seconds(130));
+    EXPECT_TRUE(loop.receives()) << "the new endpoint receives";
+    const FlowKey sg{S, G};
+    EXPECT_EQ(loop.flows[sg].count(old), 0u) << "the old one was torn down, not left to expire";
+    EXPECT_EQ(loop.engine->memberships().endpoint_count(), 1u);
+}
+
+TEST(GatewaySession, AnySourceChannelJoinsStarG) {
+    SessionConfig c;
+    c.relay = relay_ip;
+    c.channels = {{IpAddress::v4(0), *IpAddress::parse("239.1.2.3")}};
+    Loop loop(c);
+    loop.session->start(loop.now);
+    loop.run();
+    const auto f = loop.flows.find({IpAddress::v4(0), *IpAddress::parse("239.1.2.3")});
+    ASSERT_NE(f, loop.flows.end());
+    EXPECT_EQ(f->second.count(loop.gateway), 1u);
+}
+
+TEST(GatewaySession, RetriesWithBackoffThenRediscovers) {
+    Loop loop(ssm_channel());
+    loop.session->start(loop.now);
+    auto first = loop.session->take_outgoing();
+    ASSERT_EQ(first.size(), 1u);
+    EXPECT_EQ(first[0].to, (UdpEndpoint{*IpAddress::parse("192.52.193.1"), amt_udp_port}));
+    EXPECT_NE(load_be32(first[0].payload.data() + 4), 0u) << "Discovery nonce is never zero";
+    size_t sent = 0;
+    for (int s = 0; s < 600; ++s) {
+        loop.now += std::chrono::seconds(1);
+        loop.session->advance(loop.now);
+        sent += loop.session->take_outgoing().size();
+    }
+    EXPECT_GE(sent, 5u) << "keeps trying";
+    EXPECT_LE(sent, 40u) << "with backoff, not every second";
+}
+
+TEST(Driad, ReverseNamesHaveNoAmtLabel) {
+    EXPECT_EQ(reverse_dns_name(*IpAddress::parse("198.51.100.12")), "12.100.51.198.in-addr.arpa");
+    EXPECT_EQ(reverse_dns_name(*IpAddress::parse("2001:db8::1")),
+              "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+}
+
+TEST(Driad, RdataOfEveryRelayType) {
+    const std::vector<uint8_t> v4 = {10, 0x01, 203, 0, 113, 15};
+    auto r = parse_amtrelay_rdata(v4);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->precedence, 10);
+    EXPECT_FALSE(r->discovery_optional);
+    EXPECT_EQ(r->address, IpAddress::parse("203.0.113.15"));
+    std::vector<uint8_t> v6 = {5, 0x82};
+    const auto a6 = *IpAddress::parse("2001:db8::15");
+    v6.insert(v6.end(), a6.canonical16().begin(), a6.canonical16().end());
+    r = parse_amtrelay_rdata(v6);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(r->discovery_optional);
+    EXPECT_EQ(r->address, a6);
+    const std::vector<uint8_t> name = {1,   0x83, 5,   'r', 'e', 'l', 'a', 'y', 7,
+                                       'e', 'x',  'a', 'm', 'p', 'l', 'e', 0};
+    r = parse_amtrelay_rdata(name);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->name, "relay.example");
+    EXPECT_EQ(r->type, 3);
+    EXPECT_TRUE(parse_amtrelay_rdata(std::vector<uint8_t>{0, 0}).has_value()) << "type 0: no relay";
+    EXPECT_FALSE(parse_amtrelay_rdata(std::vector<uint8_t>{0, 1, 1, 2, 3}).has_value())
+        << "short IPv4";
+    EXPECT_FALSE(parse_amtrelay_rdata(std::vector<uint8_t>{0, 3, 0xc0, 0x0c}).has_value())
+        << "compressed names are not allowed";
+    EXPECT_FALSE(parse_amtrelay_rdata(std::vector<uint8_t>{0, 9}).has_value()) << "undefined type";
+}
+
+TEST(Driad, AnswerRecordsSortedByPrecedence) {
+    // A DNS response with one question and two AMTRELAY answers (names compressed to the question).
+    std::vector<uint8_t> m = {0x12, 0x34, 0x81, 0x80, 0,   1,   0,   2,    0,    0,   0,
+                              0,    2,    '1',  '2',  7,   'i', 'n', '-',  'a',  'd', 'd',
+                              'r',  4,    'a',  'r',  'p', 'a', 0,   0x01, 0x04, 0,   1};
+    for (auto [prec, last] : {std::pair{20, 2}, std::pair{10, 1}}) {
+        const std::vector<uint8_t> rr = {0xc0,
+                                         0x0c,
+                                         0x01,
+                                         0x04,
+                                         0,
+                                         1,
+                                         0,
+                                         0,
+                                         0x0e,
+                                         0x10,
+                                         0,
+                                         6,
+                                         static_cast<uint8_t>(prec),
+                                         0x01,
+                                         192,
+                                         0,
+                                         2,
+                                         static_cast<uint8_t>(last)};
+        m.insert(m.end(), rr.begin(), rr.end());
+    }
+    const auto records = parse_amtrelay_answer(m);
+    ASSERT_EQ(records.size(), 2u);
+    EXPECT_EQ(records[0].precedence, 10);
+    EXPECT_EQ(records[0].address, IpAddress::parse("192.0.2.1"));
+    EXPECT_EQ(records[1].address, IpAddress::parse("192.0.2.2"));
+}
