@@ -378,8 +378,10 @@ ParseError parse_router_query(ByteView d, RouterQuery& out) {
         if (!checksum_verifies(checksum_add(m))) return ParseError::igmp_bad_checksum;
         out.group = IpAddress::v4_from_bytes(m.data() + 4);
         out.max_resp_code = m[1];
-        if (m.size() < 12) {  // IGMPv1/v2 querier (RFC 3376 §7.1)
+        if (m.size() == 8) {  // IGMPv1/v2 querier (RFC 3376 §7.1)
             out.version = 2;
+        } else if (m.size() < 12) {  // neither length: MUST be ignored (RFC 3376 §7.1)
+            return ParseError::igmp_truncated;
         } else {
             out.version = 3;
             out.robustness = m[8] & 0x07;
@@ -399,8 +401,10 @@ ParseError parse_router_query(ByteView d, RouterQuery& out) {
         if (!checksum_verifies(checksum_add(m, pseudo))) return ParseError::mld_bad_checksum;
         out.group = IpAddress::v6_from_bytes(m.data() + 8);
         out.max_resp_code = load_be16(m.data() + 4);
-        if (m.size() < 28) {  // MLDv1 querier (RFC 3810 §8.2)
+        if (m.size() == 24) {  // MLDv1 querier (RFC 3810 §8.1)
             out.version = 1;
+        } else if (m.size() < 28) {  // neither length: MUST be ignored (RFC 3810 §8.1)
+            return ParseError::mld_truncated;
         } else {
             out.version = 2;
             out.robustness = m[24] & 0x07;

@@ -40,11 +40,26 @@ void UpstreamProxy::change(const FlowKey& key, bool join, Time now) {
                      now);
         }
     } else if (!g.exclude && !key.any_source()) {
-        schedule(
-            {join ? RecordType::allow_new_sources : RecordType::block_old_sources, key.group, one},
-            now);
+        if (mode_change_pending(key.group)) {
+            // While a filter-mode change is still being repeated, every report carries it with
+            // the current state instead (RFC 3376 §5.1, RFC 3810 §6.1).
+            schedule({RecordType::change_to_include, key.group,
+                      std::vector<IpAddress>(g.sources.begin(), g.sources.end())},
+                     now);
+        } else {
+            schedule({join ? RecordType::allow_new_sources : RecordType::block_old_sources,
+                      key.group, one},
+                     now);
+        }
     }
     if (!g.exclude && g.sources.empty()) groups_.erase(key.group);
+}
+
+bool UpstreamProxy::mode_change_pending(const IpAddress& group) const {
+    return std::any_of(retransmissions_.begin(), retransmissions_.end(), [&](const auto& r) {
+        return r.record.group == group && (r.record.type == RecordType::change_to_include ||
+                                           r.record.type == RecordType::change_to_exclude);
+    });
 }
 
 void UpstreamProxy::schedule(Record record, Time now) {
@@ -84,28 +99,41 @@ void UpstreamProxy::send_records(Family family, const std::vector<Record>& recor
         builder = std::make_unique<ReportBuilder>(buf, family, src);
         in_report = 0;
     };
+    // A record with more sources than one report holds is split into records of the same type
+    // (RFC 3376 §4.2.16); only INCLUDE-side records carry sources here, so that is always valid.
+    const size_t addr = family == Family::ipv4 ? 4 : 16;
+    const size_t header = family == Family::ipv4 ? 24 + 8 : 48 + 8;
+    const size_t per_record = (buf.size() - header - 4 - addr) / addr;
     for (const Record& r : records) {
         if (r.group.family() != family) continue;
-        if (!builder->add_record(r.type, r.group, r.sources)) {
-            flush();
-            if (!builder->add_record(r.type, r.group, r.sources)) continue;  // too many sources
+        for (size_t first = 0; first == 0 || first < r.sources.size(); first += per_record) {
+            const size_t n = std::min(per_record, r.sources.size() - first);
+            const std::span<const IpAddress> chunk(r.sources.data() + first, n);
+            if (!builder->add_record(r.type, r.group, chunk)) {
+                flush();
+                builder->add_record(r.type, r.group, chunk);
+            }
+            ++in_report;
+            if (r.sources.empty()) break;
         }
-        ++in_report;
     }
     flush();
 }
 
-Time UpstreamProxy::random_delay(uint16_t max_resp_code, Family family) {
-    // IGMPv3 codes are tenths of a second, MLDv2 codes milliseconds; both use a float form for
-    // large values (RFC 3376 §4.1.1, RFC 3810 §5.1.3).
-    uint32_t value = max_resp_code;
-    if (family == Family::ipv4 && max_resp_code >= 128) {
-        value = ((max_resp_code & 0x0fu) | 0x10u) << (((max_resp_code >> 4) & 0x07u) + 3);
-    } else if (family == Family::ipv6 && max_resp_code >= 32768) {
-        value = ((max_resp_code & 0x0fffu) | 0x1000u) << (((max_resp_code >> 12) & 0x07u) + 3);
+Time UpstreamProxy::random_delay(const RouterQuery& q) {
+    // IGMP codes are tenths of a second, MLD codes milliseconds; IGMPv3 and MLDv2 use a float
+    // form for large values (RFC 3376 §4.1.1, RFC 3810 §5.1.3), IGMPv2 and MLDv1 do not.
+    const bool v4 = q.family == Family::ipv4;
+    const bool newest = v4 ? q.version == 3 : q.version == 2;
+    const uint32_t code = q.max_resp_code;
+    uint32_t value = code;
+    if (newest && v4 && code >= 128) {
+        value = ((code & 0x0fu) | 0x10u) << (((code >> 4) & 0x07u) + 3);
+    } else if (newest && !v4 && code >= 32768) {
+        value = ((code & 0x0fffu) | 0x1000u) << (((code >> 12) & 0x07u) + 3);
     }
-    const auto max = family == Family::ipv4 ? Time(std::chrono::milliseconds(100) * value)
-                                            : Time(std::chrono::milliseconds(1) * value);
+    const auto max = v4 ? Time(std::chrono::milliseconds(100) * value)
+                        : Time(std::chrono::milliseconds(1) * value);
     if (max.count() <= 0) return Time{0};
     std::uniform_int_distribution<int64_t> d(0, max.count());
     return Time{d(rng_)};
@@ -114,7 +142,7 @@ Time UpstreamProxy::random_delay(uint16_t max_resp_code, Family family) {
 void UpstreamProxy::handle_query(ByteView datagram, Time now) {
     RouterQuery q;
     if (parse_router_query(datagram, q) != ParseError::ok) return;
-    const Time due = now + random_delay(q.max_resp_code, q.family);
+    const Time due = now + random_delay(q);
     if (q.group.is_unspecified()) {
         auto [it, fresh] = general_due_.try_emplace(q.family, due);
         if (!fresh) it->second = std::min(it->second, due);

@@ -68,7 +68,8 @@ class UpstreamProxy {
     void send_records(Family family, const std::vector<Record>& records);
     void schedule(Record record, Time now);
     Record current_state(const IpAddress& group, const GroupState& g) const;
-    Time random_delay(uint16_t max_resp_code, Family family);
+    Time random_delay(const RouterQuery& q);
+    bool mode_change_pending(const IpAddress& group) const;
 
     UpstreamConfig config_;
     UpstreamSink& sink_;
