@@ -2,6 +2,8 @@
 // can count drops by reason (amt_drops_total{reason="..."}).
 #pragma once
 
+#include "common/enum_names.hpp"
+
 #include <cstdint>
 #include <string_view>
 
@@ -65,15 +67,14 @@ namespace amt {
     X(group_link_local)                                                                      \
     X(source_not_unicast)
 
-enum class ParseError : uint8_t {
-#define AMT_ENUM_VALUE(name) name,
-    AMT_PARSE_ERRORS(AMT_ENUM_VALUE)
-#undef AMT_ENUM_VALUE
-        count_
-};
+enum class ParseError : uint8_t { AMT_PARSE_ERRORS(AMT_ENUM_VALUE) count_ };
 
 inline constexpr size_t parse_error_count = static_cast<size_t>(ParseError::count_);
 
-std::string_view to_string(ParseError e);
+inline constexpr std::array<std::string_view, parse_error_count> parse_error_names = {
+    AMT_PARSE_ERRORS(AMT_ENUM_STRING)};
+inline std::string_view to_string(ParseError e) {
+    return enum_name(parse_error_names, e);
+}
 
 }  // namespace amt

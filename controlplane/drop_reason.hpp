@@ -3,6 +3,8 @@
 // input is counted under the codec's ParseError names instead.
 #pragma once
 
+#include "common/enum_names.hpp"
+
 #include <cstdint>
 #include <string_view>
 
@@ -30,15 +32,14 @@ namespace amt {
     X(empty_report_unknown_endpoint) /* nothing to do and nothing allocated (§4.2.1.2) */         \
     X(teardown_unknown_endpoint)     /* authentic Teardown for an endpoint with no state */
 
-enum class DropReason : uint8_t {
-#define AMT_ENUM_VALUE(name) name,
-    AMT_DROP_REASONS(AMT_ENUM_VALUE)
-#undef AMT_ENUM_VALUE
-        count_
-};
+enum class DropReason : uint8_t { AMT_DROP_REASONS(AMT_ENUM_VALUE) count_ };
 
 inline constexpr size_t drop_reason_count = static_cast<size_t>(DropReason::count_);
 
-std::string_view to_string(DropReason r);
+inline constexpr std::array<std::string_view, drop_reason_count> drop_reason_names = {
+    AMT_DROP_REASONS(AMT_ENUM_STRING)};
+inline std::string_view to_string(DropReason e) {
+    return enum_name(drop_reason_names, e);
+}
 
 }  // namespace amt

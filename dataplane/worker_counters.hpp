@@ -2,6 +2,8 @@
 // plain relaxed stores, read by the metrics exporter at scrape time (no locks on the hot path).
 #pragma once
 
+#include "common/enum_names.hpp"
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -25,14 +27,13 @@ namespace amt {
     X(exception_unavailable) /* exception path not configured or full */                       \
     X(unknown_ethertype)
 
-enum class DataplaneDrop : uint8_t {
-#define AMT_ENUM_VALUE(name) name,
-    AMT_DATAPLANE_DROPS(AMT_ENUM_VALUE)
-#undef AMT_ENUM_VALUE
-        count_
-};
+enum class DataplaneDrop : uint8_t { AMT_DATAPLANE_DROPS(AMT_ENUM_VALUE) count_ };
 inline constexpr size_t dataplane_drop_count = static_cast<size_t>(DataplaneDrop::count_);
-std::string_view to_string(DataplaneDrop d);
+inline constexpr std::array<std::string_view, dataplane_drop_count> dataplane_drop_names = {
+    AMT_DATAPLANE_DROPS(AMT_ENUM_STRING)};
+inline std::string_view to_string(DataplaneDrop e) {
+    return enum_name(dataplane_drop_names, e);
+}
 
 struct alignas(64) WorkerCounters {
     Counter rx_packets;

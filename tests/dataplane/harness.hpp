@@ -45,6 +45,10 @@ Frame udp_frame(const MacAddress& dst_mac, const MacAddress& src_mac, const UdpE
 Frame multicast_frame(const IpAddress& source, const IpAddress& group, size_t payload_size,
                       uint8_t ttl = 8, uint8_t tos = 0, bool dont_fragment = false);
 
+// An Ethernet ARP frame (op 1 request, 2 reply); a request goes to the broadcast `target_mac`.
+Frame arp_frame(uint16_t op, const MacAddress& sender_mac, const IpAddress& sender_ip,
+                const MacAddress& target_mac, const IpAddress& target_ip);
+
 // The UDP datagram of an Ethernet frame (parse error → ok == false).
 struct Received {
     bool ok = false;

@@ -349,21 +349,11 @@ TEST(Dataplane, UpdateThroughTheControlRingCreatesForwardingState) {
 
 TEST(Dataplane, ArpForTheRelayAddressIsAnswered) {
     TestRelay relay("arp", 1, TestRelay::default_engine(), true);
-    Frame f(42);
     const MacAddress broadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-    build_ethernet(f, broadcast, router_mac, ethertype_arp);
-    uint8_t* a = f.data() + 14;
-    store_be16(a, 1);
-    store_be16(a + 2, ethertype_ipv4);
-    a[4] = 6;
-    a[5] = 4;
-    store_be16(a + 6, 1);
-    std::memcpy(a + 8, router_mac.data(), 6);
-    store_be32(a + 14, 0xc0000202);  // 192.0.2.2
-    store_be32(a + 24, relay.relay_v4().ip.v4_value());
-    relay.nic().inject(f);
-    store_be32(a + 24, 0xc0000263);  // someone else: not ours, to the kernel
-    relay.nic().inject(f);
+    const IpAddress asker = *IpAddress::parse("192.0.2.2");
+    relay.nic().inject(arp_frame(1, router_mac, asker, broadcast, relay.relay_v4().ip));
+    // Someone else's address: not ours, to the kernel.
+    relay.nic().inject(arp_frame(1, router_mac, asker, broadcast, *IpAddress::parse("192.0.2.99")));
     relay.step(1);
     std::vector<Frame> out = relay.nic().sent();
     ASSERT_EQ(out.size(), 1u);
@@ -460,19 +450,8 @@ TEST(Dataplane, NextHopsAreResolvedWithArpAndNd) {
 
     // The next hop answers (ARP reply); replicas now go to its MAC.
     const MacAddress hop_mac{0x02, 0, 0, 0, 0, 0xfe};
-    Frame reply(42);
-    build_ethernet(reply, relay.relay_mac(), hop_mac, ethertype_arp);
-    uint8_t* a = reply.data() + 14;
-    store_be16(a, 1);
-    store_be16(a + 2, ethertype_ipv4);
-    a[4] = 6;
-    a[5] = 4;
-    store_be16(a + 6, 2);
-    std::memcpy(a + 8, hop_mac.data(), 6);
-    store_be32(a + 14, 0xc00002fe);
-    std::memcpy(a + 18, relay.relay_mac().data(), 6);
-    store_be32(a + 24, relay.relay_v4().ip.v4_value());
-    relay.nic().inject(reply);
+    relay.nic().inject(
+        arp_frame(2, hop_mac, *overrides.next_hop_v4, relay.relay_mac(), relay.relay_v4().ip));
     relay.step();
     relay.advance(std::chrono::milliseconds(200));
     relay.step();
@@ -485,7 +464,7 @@ TEST(Dataplane, NextHopsAreResolvedWithArpAndNd) {
 }
 
 namespace {
-// The IGMPv3 / MLDv2 reports among `frames`, as (family, records).
+// The IGMPv3 / MLDv2 reports among `frames` (views into them: keep `frames` alive).
 std::vector<MembershipReport> reports_in(const std::vector<Frame>& frames) {
     std::vector<MembershipReport> out;
     for (const Frame& f : frames) {
@@ -539,7 +518,8 @@ TEST(Dataplane, SeparateUpstreamPortJoinsAndAnswersQueries) {
     relay.step();
     relay.advance(std::chrono::milliseconds(200));
     relay.step();
-    reports = reports_in(relay.upstream().sent());
+    const std::vector<Frame> answers = relay.upstream().sent();  // the reports point into these
+    reports = reports_in(answers);
     bool answered = false;
     for (const MembershipReport& r : reports) {
         auto records = r.records();
