@@ -5,6 +5,7 @@ set -euo pipefail
 NS_PREFIX="amt$$"
 PIDS=()
 WORK=$(mktemp -d /tmp/amt-system.XXXXXX)
+chmod 755 "$WORK"  # daemons that drop privileges (FRR) write below it
 
 cleanup() {
     local status=$?
