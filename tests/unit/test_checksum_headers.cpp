@@ -14,57 +14,15 @@
 #include <string_view>
 #include <vector>
 
+#include "codec_test_support.hpp"
 #include "common/checksum.hpp"
 #include "common/ip_address.hpp"
 #include "common/packet_headers.hpp"
 #include "common/parse_error.hpp"
 
-namespace amt {
-// Readable ParseError values in failure messages.
-inline void PrintTo(ParseError e, std::ostream* os) {
-    *os << to_string(e);
-}
-}  // namespace amt
-
 using namespace amt;
 
 namespace {
-
-using Bytes = std::vector<uint8_t>;
-
-Bytes vec(ByteView v) {
-    return Bytes(v.begin(), v.end());
-}
-
-IpAddress ip(std::string_view text) {
-    const auto a = IpAddress::parse(text);
-    if (!a) ADD_FAILURE() << "bad address in test: " << text;
-    return a.value_or(IpAddress{});
-}
-
-template <typename Build>
-Bytes build(Build&& f) {
-    std::array<uint8_t, 2048> buf{};
-    const size_t n = f(MutByteView(buf));
-    return Bytes(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
-}
-
-// Reference RFC 1071 sum written for the tests (not the codec's): big-endian 16-bit words, an odd
-// last octet padded on the right, end-around carries folded at the end. Empty data folds `sum`.
-uint16_t ref_sum(ByteView data, uint64_t sum = 0) {
-    for (size_t i = 0; i < data.size(); i += 2) {
-        sum += (uint64_t{data[i]} << 8) | (i + 1 < data.size() ? data[i + 1] : 0u);
-    }
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<uint16_t>(sum);
-}
-uint16_t ref_checksum(ByteView data, uint64_t sum = 0) {
-    return static_cast<uint16_t>(~ref_sum(data, sum));
-}
-bool ref_verifies(ByteView data, uint64_t sum = 0) {
-    return ref_sum(data, sum) == 0xffff;
-}
 
 // The pseudo-header itself, octet by octet (RFC 768; RFC 8200 §8.1).
 Bytes ref_pseudo_header(const IpAddress& src, const IpAddress& dst, uint8_t proto, uint32_t len) {

@@ -11,24 +11,12 @@
 #include <string_view>
 #include <vector>
 
+#include "codec_test_support.hpp"
 #include "common/igmp_mld.hpp"
-
-namespace amt {
-// Readable ParseError values in failure messages.
-inline void PrintTo(ParseError e, std::ostream* os) {
-    *os << to_string(e);
-}
-}  // namespace amt
 
 using namespace amt;
 
 namespace {
-
-using Bytes = std::vector<uint8_t>;
-
-Bytes vec(ByteView v) {
-    return Bytes(v.begin(), v.end());
-}
 
 void put(Bytes& b, ByteView v) {
     b.insert(b.end(), v.begin(), v.end());
@@ -37,35 +25,6 @@ void put(Bytes& b, ByteView v) {
 void put16(Bytes& b, size_t v) {
     b.push_back(static_cast<uint8_t>(v >> 8));
     b.push_back(static_cast<uint8_t>(v));
-}
-
-IpAddress ip(std::string_view text) {
-    const auto a = IpAddress::parse(text);
-    if (!a) ADD_FAILURE() << "bad address in test: " << text;
-    return a.value_or(IpAddress{});
-}
-
-template <typename Build>
-Bytes build(Build&& f) {
-    std::array<uint8_t, 8192> buf{};
-    const size_t n = f(MutByteView(buf));
-    return Bytes(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
-}
-
-// Reference RFC 1071 sum written for the tests (not the codec's).
-uint16_t ref_sum(ByteView data, uint64_t sum = 0) {
-    for (size_t i = 0; i < data.size(); i += 2) {
-        sum += (uint64_t{data[i]} << 8) | (i + 1 < data.size() ? data[i + 1] : 0u);
-    }
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<uint16_t>(sum);
-}
-uint16_t ref_checksum(ByteView data, uint64_t sum = 0) {
-    return static_cast<uint16_t>(~ref_sum(data, sum));
-}
-bool ref_verifies(ByteView data, uint64_t sum = 0) {
-    return ref_sum(data, sum) == 0xffff;
 }
 
 // ICMPv6 pseudo-header sum (RFC 8200 §8.1) from the addresses' octets.
