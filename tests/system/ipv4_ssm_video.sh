@@ -13,8 +13,10 @@ gw() {  # gw N DURATION
     spawn "gw$1" "gateway$1" "$AMTGW" --relay "$RELAY_IP" --source "$SOURCE_IP" --group "$GROUP" \
         --port 5000 --output "$WORK/gw$1.ts" --duration "$2"
 }
-GW1=$(gw 1 30)
-GW2=$(gw 2 12)
+gw 1 30
+GW1=$LAST_PID
+gw 2 12
+GW2=$LAST_PID
 wait_for 15 "gateway 1 receives" grep -q "joined .* [1-9][0-9]* pkts" "$WORK/gateway1.log"
 wait_for 15 "gateway 2 receives" grep -q "joined .* [1-9][0-9]* pkts" "$WORK/gateway2.log"
 pass "both gateways behind one NAT address receive"

@@ -16,7 +16,9 @@ cleanup() {
     for pid in "${PIDS[@]:-}"; do
         [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
     done
+    # Whatever still runs inside our namespaces (daemons that forked, children) goes too.
     for ns in $(ip netns list | awk '{print $1}' | grep "^${NS_PREFIX}-" || true); do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
         ip netns del "$ns" 2>/dev/null || true
     done
     if [ "$status" -ne 0 ]; then
@@ -49,12 +51,13 @@ link_ns() {
     in_ns "$b" ip link set "$ifb" up
 }
 
-# Runs a command in the background inside a namespace, output to $WORK/NAME.log.
+# Runs a command in the background inside a namespace, output to $WORK/NAME.log; its pid is in
+# LAST_PID (not printed: a $(spawn ...) subshell would lose it from PIDS and from cleanup).
 spawn() {
     local n=$1 name=$2; shift 2
     ip netns exec "$(ns "$n")" "$@" >"$WORK/$name.log" 2>&1 &
-    PIDS+=($!)
-    echo $!
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls until COMMAND succeeds, fails after SECONDS.

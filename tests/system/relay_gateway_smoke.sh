@@ -27,11 +27,11 @@ packet_mbufs = 4095
 header_mbufs = 4095
 flow_table_size = 1024
 T
-spawn relay relay "$AMTRELAYD" --config "$WORK/relay.toml" >/dev/null
+spawn relay relay "$AMTRELAYD" --config "$WORK/relay.toml"
 wait_for 20 "amtrelayd running" grep -q "relay running" "$WORK/relay.log"
 
 spawn gw gateway "$AMTGW" --relay 192.0.2.1 --source 192.0.2.2 --group 232.1.1.1 --port 5000 \
-    --output "$WORK/stream.bin" --duration 12 >/dev/null
+    --output "$WORK/stream.bin" --duration 12
 wait_for 15 "gateway joined" grep -q "joined" "$WORK/gateway.log"
 pass "handshake done, gateway joined"
 

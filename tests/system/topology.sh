@@ -68,7 +68,8 @@ flow_table_size = 4096
 [log]
 drop_summary_interval = 5
 T
-    RELAY_PID=$(spawn relay relay "$AMTRELAYD" --config "$WORK/relay.toml")
+    spawn relay relay "$AMTRELAYD" --config "$WORK/relay.toml"
+    RELAY_PID=$LAST_PID
     wait_for 20 "amtrelayd running" grep -q "relay running" "$WORK/relay.log"
 }
 
@@ -112,5 +113,5 @@ start_video() {
     spawn src ffmpeg ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi \
         -i testsrc=size=320x240:rate=25 -f lavfi -i sine -c:v mpeg2video -b:v 1M -c:a mp2 \
         -f mpegts -flush_packets 0 -t "$seconds" \
-        "udp://${GROUP}:5000?pkt_size=1316&ttl=8" >/dev/null
+        "udp://${GROUP}:5000?pkt_size=1316&ttl=8"
 }
