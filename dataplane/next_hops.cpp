@@ -42,23 +42,34 @@ void NextHop::learn(const MacAddress& mac) {
     }
 }
 
-size_t build_arp_request(MutByteView out, const MacAddress& own_mac, const IpAddress& own_ip,
-                         const IpAddress& target) {
+size_t build_arp_frame(MutByteView out, uint16_t op, const MacAddress& sender_mac,
+                       const IpAddress& sender_ip, const MacAddress& target_mac,
+                       const IpAddress& target_ip) {
     constexpr size_t size = ethernet_header_size + 28;
-    if (out.size() < size || !own_ip.is_v4() || !target.is_v4()) return 0;
+    if (out.size() < size || !sender_ip.is_v4() || !target_ip.is_v4()) return 0;
+    const bool request = op == 1;
     const MacAddress broadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-    build_ethernet(out, broadcast, own_mac, ethertype_arp);
+    build_ethernet(out, request ? broadcast : target_mac, sender_mac, ethertype_arp);
     uint8_t* a = out.data() + ethernet_header_size;
     store_be16(a, 1);  // Ethernet
     store_be16(a + 2, ethertype_ipv4);
     a[4] = 6;
     a[5] = 4;
-    store_be16(a + 6, 1);  // request
-    std::memcpy(a + 8, own_mac.data(), 6);
-    std::memcpy(a + 14, own_ip.wire().data(), 4);
-    std::memset(a + 18, 0, 6);
-    std::memcpy(a + 24, target.wire().data(), 4);
+    store_be16(a + 6, op);
+    std::memcpy(a + 8, sender_mac.data(), 6);
+    std::memcpy(a + 14, sender_ip.wire().data(), 4);
+    if (request) {
+        std::memset(a + 18, 0, 6);
+    } else {
+        std::memcpy(a + 18, target_mac.data(), 6);
+    }
+    std::memcpy(a + 24, target_ip.wire().data(), 4);
     return size;
+}
+
+size_t build_arp_request(MutByteView out, const MacAddress& own_mac, const IpAddress& own_ip,
+                         const IpAddress& target) {
+    return build_arp_frame(out, 1, own_mac, own_ip, {}, target);
 }
 
 size_t build_neighbor_solicitation(MutByteView out, const MacAddress& own_mac,

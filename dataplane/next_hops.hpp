@@ -39,6 +39,11 @@ struct NextHops {
     const NextHop& of(Family f) const { return f == Family::ipv4 ? v4 : v6; }
 };
 
+// An Ethernet + ARP frame (RFC 826): op 1 request (to broadcast, target MAC zero), op 2 reply.
+size_t build_arp_frame(MutByteView out, uint16_t op, const MacAddress& sender_mac,
+                       const IpAddress& sender_ip, const MacAddress& target_mac,
+                       const IpAddress& target_ip);
+
 // Frames the control thread sends to resolve a next hop: an ARP request, or an ICMPv6 Neighbor
 // Solicitation to the solicited-node group. Return the frame size or 0.
 size_t build_arp_request(MutByteView out, const MacAddress& own_mac, const IpAddress& own_ip,

@@ -104,17 +104,7 @@ Frame multicast_frame(const IpAddress& source, const IpAddress& group, size_t pa
 Frame arp_frame(uint16_t op, const MacAddress& sender_mac, const IpAddress& sender_ip,
                 const MacAddress& target_mac, const IpAddress& target_ip) {
     Frame f(ethernet_header_size + 28);
-    build_ethernet(f, target_mac, sender_mac, ethertype_arp);
-    uint8_t* a = f.data() + ethernet_header_size;
-    store_be16(a, 1);  // Ethernet
-    store_be16(a + 2, ethertype_ipv4);
-    a[4] = 6;
-    a[5] = 4;
-    store_be16(a + 6, op);
-    std::memcpy(a + 8, sender_mac.data(), 6);
-    std::memcpy(a + 14, sender_ip.wire().data(), 4);
-    if (op == 2) std::memcpy(a + 18, target_mac.data(), 6);  // a request leaves it zero
-    std::memcpy(a + 24, target_ip.wire().data(), 4);
+    build_arp_frame(f, op, sender_mac, sender_ip, target_mac, target_ip);
     return f;
 }
 

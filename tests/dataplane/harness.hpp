@@ -12,6 +12,7 @@
 #include "common/amt_messages.hpp"
 #include "common/packet_headers.hpp"
 #include "dataplane/dataplane.hpp"
+#include "dataplane/next_hops.hpp"
 
 namespace amt::test {
 
@@ -45,7 +46,7 @@ Frame udp_frame(const MacAddress& dst_mac, const MacAddress& src_mac, const UdpE
 Frame multicast_frame(const IpAddress& source, const IpAddress& group, size_t payload_size,
                       uint8_t ttl = 8, uint8_t tos = 0, bool dont_fragment = false);
 
-// An Ethernet ARP frame (op 1 request, 2 reply); a request goes to the broadcast `target_mac`.
+// An Ethernet ARP frame (op 1 request, broadcast; 2 reply to `target_mac`).
 Frame arp_frame(uint16_t op, const MacAddress& sender_mac, const IpAddress& sender_ip,
                 const MacAddress& target_mac, const IpAddress& target_ip);
 
