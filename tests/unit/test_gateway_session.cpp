@@ -50,6 +50,10 @@ struct Loop : EngineSink {
     }
     void upstream_change(const FlowKey&, bool) override {}
 
+    void start() {
+        session->start(now);
+        run();
+    }
     // Delivers everything in flight, both ways, until quiet.
     void run() {
         for (int round = 0; round < 10; ++round) {
@@ -83,13 +87,19 @@ SessionConfig ssm_channel() {
     return c;
 }
 
+// One SSM channel, Requests straight to the relay (no discovery).
+SessionConfig direct_to_relay() {
+    SessionConfig c = ssm_channel();
+    c.relay = relay_ip;
+    return c;
+}
+
 }  // namespace
 
 TEST(GatewaySession, DiscoversHandshakesAndJoins) {
     Loop loop(ssm_channel());
     loop.config.discovery_addresses = {*IpAddress::parse("192.52.193.1")};
-    loop.session->start(loop.now);
-    loop.run();
+    loop.start();
     EXPECT_EQ(loop.session->state(), SessionState::joined);
     ASSERT_TRUE(loop.session->relay().has_value());
     EXPECT_EQ(*loop.session->relay(), relay_ip);
@@ -98,11 +108,8 @@ TEST(GatewaySession, DiscoversHandshakesAndJoins) {
 }
 
 TEST(GatewaySession, RefreshCyclesKeepTheTunnelPastTheMembershipTimeout) {
-    SessionConfig c = ssm_channel();
-    c.relay = relay_ip;
-    Loop loop(c);
-    loop.session->start(loop.now);
-    loop.run();
+    Loop loop(direct_to_relay());
+    loop.start();
     ASSERT_TRUE(loop.receives());
     for (int i = 0; i < 12; ++i)
         loop.pass(std::chrono::seconds(60));  // 720 s > 270 s timeout
@@ -112,13 +119,10 @@ TEST(GatewaySession, RefreshCyclesKeepTheTunnelPastTheMembershipTimeout) {
 }
 
 TEST(GatewaySession, DeliversOnlyWhatItJoined) {
-    SessionConfig c = ssm_channel();
-    c.relay = relay_ip;
-    Loop loop(c);
+    Loop loop(direct_to_relay());
     size_t delivered = 0;
     loop.session->on_data = [&](ByteView) { ++delivered; };
-    loop.session->start(loop.now);
-    loop.run();
+    loop.start();
     auto data = [&](const IpAddress& src) {
         std::vector<uint8_t> inner(28 + 10), msg(2 + inner.size());
         build_udp_datagram(inner, {src, 5000}, {G, 5000}, std::vector<uint8_t>(10, 1));
@@ -133,11 +137,8 @@ TEST(GatewaySession, DeliversOnlyWhatItJoined) {
 }
 
 TEST(GatewaySession, LeaveOnStopEndsTheStreamAtOnce) {
-    SessionConfig c = ssm_channel();
-    c.relay = relay_ip;
-    Loop loop(c);
-    loop.session->start(loop.now);
-    loop.run();
+    Loop loop(direct_to_relay());
+    loop.start();
     ASSERT_TRUE(loop.receives());
     loop.session->stop(loop.now);
     loop.run();
@@ -146,11 +147,8 @@ TEST(GatewaySession, LeaveOnStopEndsTheStreamAtOnce) {
 }
 
 TEST(GatewaySession, TeardownAfterNatRebindingRemovesTheOldEndpoint) {
-    SessionConfig c = ssm_channel();
-    c.relay = relay_ip;
-    Loop loop(c, /*teardown=*/true);
-    loop.session->start(loop.now);
-    loop.run();
+    Loop loop(direct_to_relay(), /*teardown=*/true);
+    loop.start();
     ASSERT_TRUE(loop.receives());
     const UdpEndpoint old = loop.gateway;
     loop.gateway.port = 40001;  // the NAT gave the gateway a new port
@@ -166,8 +164,7 @@ TEST(GatewaySession, AnySourceChannelJoinsStarG) {
     c.relay = relay_ip;
     c.channels = {{IpAddress::v4(0), *IpAddress::parse("239.1.2.3")}};
     Loop loop(c);
-    loop.session->start(loop.now);
-    loop.run();
+    loop.start();
     const auto f = loop.flows.find({IpAddress::v4(0), *IpAddress::parse("239.1.2.3")});
     ASSERT_NE(f, loop.flows.end());
     EXPECT_EQ(f->second.count(loop.gateway), 1u);
