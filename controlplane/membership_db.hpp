@@ -75,6 +75,8 @@ class MembershipDb {
     EndpointId find(const UdpEndpoint& address) const;
     const EndpointRecord& endpoint(EndpointId id) const { return endpoints_[id]; }
     size_t endpoint_count() const { return index_.size(); }
+    // When the endpoint expires unless refreshed (timer resolution: tick_ns).
+    static Time expiry(const EndpointRecord& r) { return Time(r.expires_tick * tick_ns); }
     size_t endpoints_from(const IpAddress& ip) const;
     size_t group_count() const { return groups_.size(); }
     size_t flow_count() const { return flow_count_; }

@@ -254,6 +254,11 @@ void RelayEngine::reconfigure(const EngineConfig& config) {
     update_capacity_flag();
 }
 
+void RelayEngine::rotate_secret(Time now) {
+    secrets_.rotate(now, config_.previous_secret_window());
+    ++rotations_;
+}
+
 void RelayEngine::set_draining(bool draining) {
     draining_ = draining;
     update_capacity_flag();

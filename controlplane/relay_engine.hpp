@@ -34,6 +34,9 @@ class RelayEngine {
     void reconfigure(const EngineConfig& config);
     // Drain: set L in every Query and refuse new endpoints; existing ones keep their streams.
     void set_draining(bool draining);
+    // The operator's rotation (amtctl secret rotate): the previous secret stays valid 2×QI, as
+    // with the scheduled rotation, so joined gateways keep their tunnels.
+    void rotate_secret(Time now);
     bool draining() const { return draining_; }
     bool refusing_new_endpoints() const { return responder_.refusing_new_endpoints(); }
 

@@ -128,6 +128,7 @@ size_t ControlThread::poll_once(Time now) {
         engine_.advance(now);
         upstream_.advance(now);
         resolve_next_hops(now);
+        update_gauges();
         last_timers_ = now;
     }
     if (publisher_.dirty() && now - last_publish_ >= setup_.publish_interval) {
@@ -143,6 +144,24 @@ size_t ControlThread::poll_once(Time now) {
         if (on_refusing_change) on_refusing_change(refusing);
     }
     return work;
+}
+
+void ControlThread::update_gauges() {
+    const auto set = [](std::atomic<uint64_t>& g, uint64_t v) {
+        g.store(v, std::memory_order_relaxed);
+    };
+    const MembershipDb& db = engine_.memberships();
+    set(gauges_.endpoints, db.endpoint_count());
+    set(gauges_.max_endpoints, engine_.config().limits.max_endpoints);
+    set(gauges_.groups, db.group_count());
+    set(gauges_.flows, publisher_.flows());
+    set(gauges_.upstream_groups, upstream_.groups());
+    set(gauges_.upstream_reports, upstream_.reports_sent());
+    set(gauges_.secret_rotations, engine_.secret_rotations());
+    set(gauges_.expired_endpoints, engine_.expired_endpoints());
+    set(gauges_.publish_failures, publisher_.publish_failures());
+    gauges_.draining.store(engine_.draining(), std::memory_order_relaxed);
+    gauges_.refusing.store(engine_.refusing_new_endpoints(), std::memory_order_relaxed);
 }
 
 void ControlThread::run(const std::atomic<bool>& stop) {

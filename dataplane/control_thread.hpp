@@ -35,6 +35,22 @@ struct ControlSetup {
     Time resolve_refresh = std::chrono::seconds(30);  // resolved: ask again now and then
 };
 
+// What the control thread owns, copied every timer tick for readers on other threads (the metrics
+// exporter): relaxed atomics, so a scrape never takes a lock the control thread could wait on.
+struct ControlGauges {
+    std::atomic<uint64_t> endpoints{0};
+    std::atomic<uint64_t> max_endpoints{0};
+    std::atomic<uint64_t> groups{0};  // distinct groups with at least one member
+    std::atomic<uint64_t> flows{0};   // (S,G) and (*,G) forwarding entries
+    std::atomic<uint64_t> upstream_groups{0};
+    std::atomic<uint64_t> upstream_reports{0};
+    std::atomic<uint64_t> secret_rotations{0};
+    std::atomic<uint64_t> expired_endpoints{0};
+    std::atomic<uint64_t> publish_failures{0};
+    std::atomic<bool> draining{false};
+    std::atomic<bool> refusing{false};  // L flag set: draining or at capacity
+};
+
 class ControlThread : private EngineSink, private UpstreamSink {
   public:
     ControlThread(const ControlSetup& setup, const EngineConfig& engine_config,
@@ -51,6 +67,9 @@ class ControlThread : private EngineSink, private UpstreamSink {
     // Graceful stop (checklist §2.15): leave every group upstream, now.
     void leave_upstream();
     FlowPublisher& publisher() { return publisher_; }
+    const ControlGauges& gauges() const { return gauges_; }
+    // Refreshes gauges() now (also done every timer tick).
+    void update_gauges();
     // Called with each merged upstream join (true) / leave (false): the upstream proxy's input.
     std::function<void(const FlowKey&, bool)> on_upstream_change;
     // Called when the relay starts or stops refusing new endpoints (L flag for the workers).
@@ -84,6 +103,7 @@ class ControlThread : private EngineSink, private UpstreamSink {
     Time last_publish_{};
     Time last_timers_{};
     bool refusing_ = false;
+    ControlGauges gauges_;
 };
 
 }  // namespace amt

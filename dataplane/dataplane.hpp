@@ -61,6 +61,7 @@ class Dataplane {
     NextHops& next_hops() { return next_hops_; }
     const Port& port() const { return *port_; }
     const Port& upstream_port() const { return upstream_port_ ? *upstream_port_ : *port_; }
+    const Port* exception_port() const { return exception_port_.get(); }
     WorkerCounters& control_counters() { return control_counters_; }
 
   private:

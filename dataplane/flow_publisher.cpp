@@ -6,8 +6,13 @@ FlowPublisher::FlowPublisher(FlowTable& table, const TunnelDefaults& defaults,
                              const NextHops& next_hops)
     : table_(table), defaults_(defaults), next_hops_(next_hops) {}
 
+void FlowPublisher::mark_dirty(const FlowKey& key) {
+    if (dirty_.empty()) first_dirty_ = std::chrono::steady_clock::now();
+    dirty_.insert(key);
+}
+
 void FlowPublisher::apply(const FlowEdit& edit) {
-    dirty_.insert(edit.key);
+    mark_dirty(edit.key);
     switch (edit.op) {
         case FlowOp::create_flow:
             flows_.try_emplace(edit.key);
@@ -51,7 +56,7 @@ void FlowPublisher::next_hop_changed(Family family) {
         for (TunnelHeader& t : members.tunnels) {
             if (t.family == family && mac) std::copy(mac->begin(), mac->end(), t.bytes);
         }
-        dirty_.insert(key);
+        mark_dirty(key);
     }
 }
 
@@ -82,6 +87,7 @@ size_t FlowPublisher::publish() {
         ++n;
     }
     dirty_.clear();
+    if (n > 0) publish_latency_.observe(std::chrono::steady_clock::now() - first_dirty_);
     return n;
 }
 

@@ -9,6 +9,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "controlplane/latency_histogram.hpp"
 #include "controlplane/membership_db.hpp"
 #include "dataplane/flow_table.hpp"
 #include "dataplane/gateway_set.hpp"
@@ -46,6 +47,14 @@ class FlowPublisher {
     bool dirty() const { return !dirty_.empty(); }
     size_t flows() const { return flows_.size(); }
     size_t publish_failures() const { return failures_; }
+    // Age of a batch's oldest edit when the batch is published (edit → visible to workers).
+    const LatencyHistogram& publish_latency() const { return publish_latency_; }
+    // Every flow with its member count (the operator's view; control thread only).
+    template <typename Fn>
+    void for_each_flow(Fn&& fn) const {
+        for (const auto& [key, members] : flows_)
+            fn(key, members.tunnels.size());
+    }
 
   private:
     struct Members {
@@ -57,8 +66,12 @@ class FlowPublisher {
     TunnelDefaults defaults_;
     const NextHops& next_hops_;
     std::unordered_map<FlowKey, Members> flows_;
+    void mark_dirty(const FlowKey& key);
+
     std::unordered_set<FlowKey> dirty_;
+    std::chrono::steady_clock::time_point first_dirty_{};
     size_t failures_ = 0;
+    LatencyHistogram publish_latency_;
 };
 
 }  // namespace amt

@@ -2,6 +2,7 @@
 
 #include <rte_errno.h>
 #include <rte_jhash.h>
+#include <rte_cycles.h>
 #include <rte_malloc.h>
 
 #include <cstring>
@@ -20,20 +21,25 @@ namespace {
 struct Retired {
     GatewaySet* set;
     int32_t key_position;  // -1 when only the set is retired (replacement)
+    uint64_t retired_tsc;
 };
 
-// Defer-queue callback, run once no worker can still see the elements.
-void free_retired(void* hash, void* elements, unsigned int n) {
+}  // namespace
+
+void FlowTable::free_retired(void* table, void* elements, unsigned int n) {
+    auto* self = static_cast<FlowTable*>(table);
     auto* items = static_cast<Retired*>(elements);
+    const uint64_t now = rte_rdtsc();
+    const double ns_per_cycle = 1e9 / static_cast<double>(rte_get_tsc_hz());
     for (unsigned int i = 0; i < n; ++i) {
         GatewaySet::destroy(items[i].set);
         if (items[i].key_position >= 0) {
-            rte_hash_free_key_with_position(static_cast<rte_hash*>(hash), items[i].key_position);
+            rte_hash_free_key_with_position(self->hash_, items[i].key_position);
         }
+        self->reclaim_delay_.observe(std::chrono::nanoseconds(static_cast<int64_t>(
+            static_cast<double>(now - items[i].retired_tsc) * ns_per_cycle)));
     }
 }
-
-}  // namespace
 
 FlowHashKey make_flow_hash_key(const FlowKey& key) {
     FlowHashKey k{};
@@ -74,7 +80,7 @@ FlowTable::FlowTable(const char* name, uint32_t capacity, Rcu& rcu) : rcu_(rcu) 
     dq.trigger_reclaim_limit = 0;  // reclaim() decides when
     dq.max_reclaim_size = capacity;
     dq.free_fn = free_retired;
-    dq.p = hash_;
+    dq.p = this;
     dq.v = rcu.get();
     retired_sets_ = rte_rcu_qsbr_dq_create(&dq);
     if (retired_sets_ == nullptr) fail("rte_rcu_qsbr_dq_create");
@@ -127,7 +133,7 @@ void FlowTable::remove(const FlowKey& key) {
 }
 
 void FlowTable::retire(GatewaySet* set, int32_t key_position) {
-    Retired item{set, key_position};
+    Retired item{set, key_position, rte_rdtsc()};
     // The queue is as large as the table, so it is full only if workers stopped reporting;
     // then wait for them rather than free what they may hold.
     while (rte_rcu_qsbr_dq_enqueue(retired_sets_, &item) != 0) {

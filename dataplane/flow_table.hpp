@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "controlplane/latency_histogram.hpp"
 #include "controlplane/membership_db.hpp"
 #include "dataplane/gateway_set.hpp"
 
@@ -58,13 +59,18 @@ class FlowTable {
     // Frees what every worker has stopped using. Call once per control loop.
     void reclaim();
     size_t size() const;
+    // Retired → freed: the RCU grace period plus the wait for the next reclaim() call.
+    const LatencyHistogram& reclaim_delay() const { return reclaim_delay_; }
 
   private:
     void retire(GatewaySet* set, int32_t key_position);
+    // Defer-queue callback, run once no worker can still see the elements.
+    static void free_retired(void* table, void* elements, unsigned int n);
 
     rte_hash* hash_ = nullptr;
     rte_rcu_qsbr_dq* retired_sets_ = nullptr;  // sets and key slots waiting for a grace period
     Rcu& rcu_;
+    LatencyHistogram reclaim_delay_;
 };
 
 }  // namespace amt

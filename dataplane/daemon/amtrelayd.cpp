@@ -1,6 +1,9 @@
 // amtrelayd: the AMT relay daemon. Loads the configuration, starts the EAL, the ports, the
 // workers (on EAL lcores) and runs the control thread on the main lcore until SIGTERM/SIGINT.
-// SIGHUP reloads limits, timers, flags and the log level without dropping tunnels.
+// SIGHUP reloads limits, timers, flags and the log level without dropping tunnels. Serves
+// Prometheus metrics over HTTP and the operator's commands (amtctl) on a UNIX socket.
+#include <grp.h>
+#include <prometheus/exposer.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -10,7 +13,10 @@
 #include <cstdio>
 #include <thread>
 
+#include "controlplane/control_socket.hpp"
 #include "dataplane/daemon/relay_config.hpp"
+#include "dataplane/daemon/relay_control.hpp"
+#include "dataplane/daemon/relay_metrics.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/eal.hpp"
 
@@ -59,33 +65,13 @@ void log_startup(const RelayConfig& c, Dataplane& dp) {
 class DropSummary {
   public:
     void log_changes(Dataplane& dp) {
-        std::vector<std::pair<std::string, uint64_t>> now;
-        auto add = [&](std::string name, uint64_t v) { now.emplace_back(std::move(name), v); };
-        const ProtocolCounters& engine = dp.control().engine().counters();
-        for (size_t i = 0; i < parse_error_count; ++i) {
-            uint64_t v = engine.malformed[i].value();
-            for (size_t w = 0; w < dp.worker_count(); ++w)
-                v += dp.worker(w).counters().protocol->malformed[i].value();
-            add(std::string(to_string(static_cast<ParseError>(i))), v);
-        }
-        for (size_t i = 0; i < drop_reason_count; ++i) {
-            uint64_t v = engine.dropped[i].value();
-            for (size_t w = 0; w < dp.worker_count(); ++w)
-                v += dp.worker(w).counters().protocol->dropped[i].value();
-            add(std::string(to_string(static_cast<DropReason>(i))), v);
-        }
-        for (size_t i = 0; i < dataplane_drop_count; ++i) {
-            uint64_t v = 0;
-            for (size_t w = 0; w < dp.worker_count(); ++w)
-                v += dp.worker(w).counters().dropped[i].value();
-            add(std::string(to_string(static_cast<DataplaneDrop>(i))), v);
-        }
+        std::vector<DropCount> now = drop_counts(dp);
         std::string line;
         for (size_t i = 0; i < now.size(); ++i) {
-            const uint64_t before = i < last_.size() ? last_[i].second : 0;
-            if (now[i].second > before) {
-                line += (line.empty() ? "" : ", ") + now[i].first + "=" +
-                        std::to_string(now[i].second - before);
+            const uint64_t before = i < last_.size() ? last_[i].value : 0;
+            if (now[i].value > before) {
+                line += fmt::format("{}{}={}", line.empty() ? "" : ", ", now[i].reason,
+                                    now[i].value - before);
             }
         }
         if (!line.empty()) spdlog::warn("dropped since last summary: {}", line);
@@ -93,21 +79,53 @@ class DropSummary {
     }
 
   private:
-    std::vector<std::pair<std::string, uint64_t>> last_;
+    std::vector<DropCount> last_;
 };
 
-void reload(const std::string& path, Dataplane& dp) {
+void reload(const std::string& path, Dataplane& dp, RelayControl& control) {
     try {
         const RelayConfig fresh = load_relay_config(path);
         dp.control().engine().reconfigure(fresh.dataplane.engine);
+        control.reconfigure(fresh.operations);
         spdlog::set_level(spdlog::level::from_str(fresh.log_level));
         spdlog::info(
-            "SIGHUP: reloaded limits, timers, flags and log level from {} (ports, addresses "
-            "and EAL arguments need a restart)",
+            "SIGHUP: reloaded limits, timers, flags, drain hooks and log level from {} (ports, "
+            "addresses, EAL arguments, metrics and control socket need a restart)",
             path);
     } catch (const ConfigError& e) {
         spdlog::error("SIGHUP: {}; keeping the running configuration", e.what());
     }
+}
+
+// The Prometheus exporter; null when metrics.listen is "".
+std::unique_ptr<prometheus::Exposer> start_metrics(const OperationsConfig& ops,
+                                                  const std::shared_ptr<RelayMetrics>& metrics) {
+    if (ops.metrics_listen.empty()) return nullptr;
+    std::unique_ptr<prometheus::Exposer> exposer;
+    try {
+        exposer = std::make_unique<prometheus::Exposer>(ops.metrics_listen, 2);
+    } catch (const std::exception& e) {
+        throw std::runtime_error("metrics.listen = \"" + ops.metrics_listen +
+                                 "\": cannot listen (" + e.what() +
+                                 "): is the port in use or the address not local?");
+    }
+    exposer->RegisterCollectable(metrics);
+    spdlog::info("metrics: http://{}/metrics", ops.metrics_listen);
+    return exposer;
+}
+
+std::unique_ptr<ControlSocket> open_control_socket(const OperationsConfig& ops) {
+    if (ops.control_socket.empty()) return nullptr;
+    std::optional<gid_t> group;
+    if (!ops.control_group.empty()) {
+        const struct group* g = getgrnam(ops.control_group.c_str());
+        if (g == nullptr) throw std::runtime_error("control.group: no group " + ops.control_group);
+        group = g->gr_gid;
+    }
+    auto socket = std::make_unique<ControlSocket>(ops.control_socket, group);
+    spdlog::info("control socket: {} (amtctl --socket {})", ops.control_socket,
+                 ops.control_socket);
+    return socket;
 }
 
 }  // namespace
@@ -121,7 +139,12 @@ int main(int argc, char** argv) {
     app.add_flag("--check", check_only, "check the configuration and exit");
     app.add_option("--log-level", log_level, "override log.level")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-    app.set_version_flag("--version", "amtrelayd 0.1.0");
+    std::optional<std::string> metrics_listen, control_socket;
+    app.add_option("--metrics-listen", metrics_listen,
+                   "override metrics.listen (HOST:PORT; \"\" disables)");
+    app.add_option("--control-socket", control_socket,
+                   "override control.socket (a path; \"\" disables)");
+    app.set_version_flag("--version", "amtrelayd " AMT_VERSION);
     CLI11_PARSE(app, argc, argv);
 
     RelayConfig config;
@@ -132,6 +155,15 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (!log_level.empty()) config.log_level = log_level;
+    if (metrics_listen) config.operations.metrics_listen = *metrics_listen;
+    if (control_socket) config.operations.control_socket = *control_socket;
+    if (const std::string& m = config.operations.metrics_listen; !m.empty()) {
+        if (const std::string problem = check_listen_address(m); !problem.empty()) {
+            std::fprintf(stderr, "amtrelayd: --metrics-listen %s: %s\n", m.c_str(),
+                         problem.c_str());
+            return 2;
+        }
+    }
     spdlog::set_level(spdlog::level::from_str(config.log_level));
     if (check_only) {
         std::printf("%s: configuration OK\n", config_path.c_str());
@@ -143,18 +175,31 @@ int main(int argc, char** argv) {
         Eal eal(config.eal_args);
         Dataplane dp(config.dataplane);
         log_startup(config, dp);
+        auto metrics = std::make_shared<RelayMetrics>(dp);
+        const auto exposer = start_metrics(config.operations, metrics);
+        const auto control_socket = open_control_socket(config.operations);
+        RelayControl relay_control(dp, config.operations);
         dp.start_workers();
         spdlog::info("relay running (pid {})", getpid());
 
         DropSummary drops;
         auto last_summary = std::chrono::steady_clock::now();
+        auto last_socket_poll = last_summary;
         ControlThread& control = dp.control();
         while (!stop_requested.load()) {
             const auto now = std::chrono::steady_clock::now();
             if (control.poll_once(now.time_since_epoch()) == 0) {
                 std::this_thread::sleep_for(std::chrono::microseconds(50));
             }
-            if (reload_requested.exchange(false)) reload(config_path, dp);
+            // The operator's commands run here, between polls, on the thread that owns the engine.
+            if (control_socket && now - last_socket_poll >= std::chrono::milliseconds(10)) {
+                control_socket->poll([&](const nlohmann::ordered_json& request) {
+                    return relay_control.handle(request, now.time_since_epoch());
+                });
+                relay_control.reap_hooks();
+                last_socket_poll = now;
+            }
+            if (reload_requested.exchange(false)) reload(config_path, dp, relay_control);
             if (now - last_summary >= std::chrono::seconds(config.drop_log_interval_seconds)) {
                 drops.log_changes(dp);
                 last_summary = now;

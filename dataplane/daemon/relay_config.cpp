@@ -1,5 +1,6 @@
 #include "dataplane/daemon/relay_config.hpp"
 
+#include <grp.h>
 #include <toml++/toml.h>
 #include <fstream>
 #include <set>
@@ -130,10 +131,60 @@ class Section {
     std::set<std::string> used_;
 };
 
-const std::set<std::string> sections = {"eal",        "ports",    "relay",     "limits",
-                                        "downstream", "upstream", "dataplane", "log"};
+const std::set<std::string> sections = {"eal",       "ports", "relay",   "limits", "downstream",
+                                        "upstream",  "dataplane", "log", "metrics", "control",
+                                        "drain"};
+
+void parse_operations(const toml::table& root, const std::string& origin, OperationsConfig& o) {
+    Section metrics(root, "metrics", origin);
+    if (metrics.string("listen", o.metrics_listen) && !o.metrics_listen.empty()) {
+        if (const std::string problem = check_listen_address(o.metrics_listen); !problem.empty())
+            metrics.fail("metrics.listen = \"" + o.metrics_listen + "\"", problem);
+    }
+    metrics.reject_unknown();
+
+    Section control(root, "control", origin);
+    if (control.string("socket", o.control_socket) && !o.control_socket.empty() &&
+        o.control_socket[0] != '/') {
+        control.fail("control.socket = \"" + o.control_socket + "\"",
+                     "must be an absolute path (or \"\" to disable the control socket)");
+    }
+    if (control.string("group", o.control_group) && !o.control_group.empty() &&
+        getgrnam(o.control_group.c_str()) == nullptr) {
+        control.fail("control.group = \"" + o.control_group + "\"",
+                     "no such group: create it (groupadd " + o.control_group +
+                         ") or name an existing one");
+    }
+    control.reject_unknown();
+
+    Section drain(root, "drain", origin);
+    drain.string("on_command", o.drain_on_command);
+    drain.string("off_command", o.drain_off_command);
+    drain.reject_unknown();
+}
 
 }  // namespace
+
+std::string check_listen_address(const std::string& text) {
+    const size_t colon = text.rfind(':');
+    const std::string allowed = "must be HOST:PORT, e.g. \"127.0.0.1:9850\" or \"[::1]:9850\"";
+    if (colon == std::string::npos || colon == 0) return allowed;
+    std::string host = text.substr(0, colon);
+    const std::string port = text.substr(colon + 1);
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+        return "port must be 1..65535";
+    }
+    if (host.front() == '[') {
+        if (host.back() != ']') return allowed;
+        host = host.substr(1, host.size() - 2);
+        const auto a = IpAddress::parse(host);
+        return a && a->is_v6() ? "" : allowed;
+    }
+    const auto a = IpAddress::parse(host);
+    return a && a->is_v4() ? "" : allowed;
+}
 
 RelayConfig parse_relay_config(const std::string& text, const std::string& origin) {
     toml::table root;
@@ -149,7 +200,7 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
         if (sections.count(std::string(key.str())) == 0) {
             throw ConfigError(origin + ": [" + std::string(key.str()) +
                               "]: unknown section (allowed: eal, ports, relay, limits, downstream, "
-                              "upstream, dataplane, log)");
+                              "upstream, dataplane, log, metrics, control, drain)");
         }
     }
     RelayConfig c;
@@ -254,6 +305,8 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     }
     log.integer("drop_summary_interval", c.drop_log_interval_seconds, 1, 86400);
     log.reject_unknown();
+
+    parse_operations(root, origin, c.operations);
 
     if (std::string problem = validate(e); !problem.empty()) {
         // The engine names its keys; in the file the relay's addresses are relay.addresses.

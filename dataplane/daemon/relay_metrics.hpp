@@ -1,0 +1,55 @@
+// The relay's Prometheus metrics, collected at scrape time from the counters the workers and the
+// control thread already keep (relaxed single-writer atomics): nothing on the packet path changes
+// for metrics, and a scrape never takes a lock a worker could wait on. The README's metrics
+// reference lists every family this produces.
+#pragma once
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/dataplane.hpp"
+
+namespace amt {
+
+// Every drop the relay counts, summed over the threads that count it. `stage` says which layer
+// dropped it: "parse" (the wire codec's ParseError), "protocol" (the engine's DropReason) or
+// "dataplane" (the worker's DataplaneDrop).
+struct DropCount {
+    std::string_view stage;
+    std::string_view reason;
+    uint64_t value;
+};
+std::vector<DropCount> drop_counts(Dataplane& dp);
+
+class RelayMetrics : public prometheus::Collectable {
+  public:
+    explicit RelayMetrics(Dataplane& dp);
+    std::vector<prometheus::MetricFamily> Collect() const override;
+
+    // More families from pieces that exist only in some modes (the XDP program's counters).
+    void add_source(std::function<void(std::vector<prometheus::MetricFamily>&)> source) {
+        sources_.push_back(std::move(source));
+    }
+
+  private:
+    void collect_ports(std::vector<prometheus::MetricFamily>& out) const;
+    void collect_workers(std::vector<prometheus::MetricFamily>& out) const;
+    void collect_protocol(std::vector<prometheus::MetricFamily>& out) const;
+    void collect_control(std::vector<prometheus::MetricFamily>& out) const;
+
+    Dataplane& dp_;
+    double start_time_;
+    std::vector<std::function<void(std::vector<prometheus::MetricFamily>&)>> sources_;
+    // Busy and idle cycles at the previous scrape, for the busy ratio over the scrape interval.
+    mutable std::mutex ratio_mutex_;
+    mutable std::vector<std::pair<uint64_t, uint64_t>> last_cycles_;
+};
+
+}  // namespace amt
