@@ -15,7 +15,6 @@ namespace amt {
 #define AMT_DATAPLANE_DROPS(X)                                                                 \
     X(no_flow)               /* multicast with no listener: (S,G) and (*,G) both missing */    \
     X(ttl_expired)           /* inner TTL / hop limit <= 1 before forwarding */                \
-    X(link_local_group)      /* 224.0.0.0/24, ff0X::/16 with X <= 2: never forwarded */        \
     X(malformed_multicast)   /* bad or truncated inner IP header */                            \
     X(too_big)               /* inner packet larger than the tunnel MTU (ICMP sent for SSM) */ \
     X(fragment_failed)       /* DF=0 packet that could not be fragmented */                    \
