@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <thread>
 
 #include "dataplane/daemon/relay_config.hpp"
@@ -110,6 +111,33 @@ void reload(const std::string& path, Dataplane& dp) {
     }
 }
 
+// AF_XDP mode, before the EAL: net_af_xdp loads the steering program when its port starts and
+// reuses the maps pinned and filled here (see dataplane/xdp_steering.hpp).
+std::unique_ptr<XdpSteering> prepare_af_xdp(RelayConfig& c) {
+    if (!c.af_xdp) return nullptr;
+    const AfXdpConfig& x = *c.af_xdp;
+    XdpSteeringSetup setup{.object_path = x.program.empty() ? default_program_path() : x.program,
+                           .interface = x.interface,
+                           .mode = x.mode,
+                           .addresses = c.dataplane.engine.relay_addresses,
+                           .multicast_ranges = x.multicast_ranges};
+    const auto& discovery = c.dataplane.engine.discovery_addresses;
+    setup.addresses.insert(setup.addresses.end(), discovery.begin(), discovery.end());
+    spdlog::info(
+        "af_xdp: replication copies packets (chaining off: DPDK 22.11's net_af_xdp "
+        "cannot send chained mbufs)");
+    return std::make_unique<XdpSteering>(setup);
+}
+
+void log_xdp_counters(const XdpSteering& xdp) {
+    const XdpCounters n = xdp.counters();
+    spdlog::info(
+        "af_xdp: steered amt={} multicast={} igmp_mld={}; passed={} malformed={} fragment={} "
+        "other_vlan={}; no_socket={}",
+        n.steered_amt, n.steered_multicast, n.steered_igmp_mld, n.passed, n.passed_malformed,
+        n.passed_fragment, n.passed_other_vlan, n.no_socket);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,8 +168,13 @@ int main(int argc, char** argv) {
 
     install_signal_handlers();
     try {
+        const std::unique_ptr<XdpSteering> xdp = prepare_af_xdp(config);  // outlives the EAL
         Eal eal(config.eal_args);
         Dataplane dp(config.dataplane);
+        if (xdp) {
+            spdlog::info("af_xdp: steering program attached to {} in {} mode",
+                         config.af_xdp->interface, xdp->adopt_attached());
+        }
         log_startup(config, dp);
         dp.start_workers();
         spdlog::info("relay running (pid {})", getpid());
@@ -164,6 +197,7 @@ int main(int argc, char** argv) {
         spdlog::info("stopping: workers first, then leaving every group upstream");
         dp.stop_workers();
         control.leave_upstream();
+        if (xdp) log_xdp_counters(*xdp);
         spdlog::info("stopped");
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());
