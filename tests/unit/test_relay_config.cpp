@@ -148,7 +148,7 @@ TEST(RelayConfig, ErrorsNameTheKeyAndWhatIsAllowed) {
     EXPECT_EQ(
         error_of(base + "[metricz]\n"),
         "test.toml: [metricz]: unknown section (allowed: eal, ports, relay, limits, downstream, "
-        "upstream, dataplane, log)");
+        "upstream, dataplane, log, af_xdp)");
     EXPECT_EQ(error_of(base + "[log]\nlevel = \"loud\"\n"),
               "test.toml: log.level = \"loud\": must be trace, debug, info, warn, error, critical "
               "or off");
@@ -159,7 +159,7 @@ TEST(RelayConfig, ErrorsNameTheKeyAndWhatIsAllowed) {
 }
 
 TEST(RelayConfig, ShippedExamplesAreValid) {
-    for (const char* file : {"vdev-null.toml"}) {
+    for (const char* file : {"vdev-null.toml", "af-xdp.toml"}) {
         EXPECT_NO_THROW(load_relay_config(std::string(EXAMPLES_DIR) + "/" + file)) << file;
     }
     EXPECT_NE(std::string([] {
@@ -171,5 +171,68 @@ TEST(RelayConfig, ShippedExamplesAreValid) {
                   return std::string();
               }())
                   .find("cannot be read"),
+              std::string::npos);
+}
+
+TEST(RelayConfig, AfXdpSectionBuildsTheVdevAndForcesCopies) {
+    const RelayConfig c = parse_relay_config(R"(
+[eal]
+args = ["--no-huge"]
+[ports]
+workers = 2
+[relay]
+addresses = ["192.0.2.1"]
+[downstream]
+next_hop = "192.0.2.254"
+next_hop_mac = "02:00:00:00:00:fe"
+[af_xdp]
+interface = "eth1"
+start_queue = 4
+xdp_mode = "generic"
+multicast_ranges = ["232.0.0.0/8", "ff3e::/16"]
+program = "/opt/amt_steer.bpf.o"
+)",
+                                             "test.toml");
+    ASSERT_TRUE(c.af_xdp);
+    EXPECT_EQ(c.dataplane.port, "net_af_xdp0");
+    EXPECT_FALSE(c.dataplane.replication.chaining) << "net_af_xdp cannot send chained mbufs";
+    EXPECT_EQ(c.af_xdp->queues, 3) << "workers + 1: RX and TX queues come in pairs";
+    EXPECT_EQ(c.af_xdp->mode, XdpMode::generic);
+    ASSERT_EQ(c.af_xdp->multicast_ranges.size(), 2u);
+    EXPECT_EQ(c.af_xdp->multicast_ranges[1].to_string(), "ff3e::/16");
+    ASSERT_EQ(c.eal_args.size(), 3u);
+    EXPECT_EQ(c.eal_args[1], "--vdev");
+    EXPECT_EQ(c.eal_args[2],
+              "net_af_xdp0,iface=eth1,start_queue=4,queue_count=3,xdp_prog=/opt/amt_steer.bpf.o");
+
+    const RelayConfig d = parse_relay_config(
+        "[relay]\naddresses = [\"192.0.2.1\"]\n[af_xdp]\ninterface = \"eth1\"\n", "test.toml");
+    EXPECT_EQ(d.af_xdp->mode, XdpMode::automatic);
+    EXPECT_EQ(d.af_xdp->multicast_ranges.size(), 2u) << "224.0.0.0/4 and ff00::/8";
+    EXPECT_NE(d.eal_args.back().find("xdp_prog=/"), std::string::npos);
+}
+
+TEST(RelayConfig, AfXdpErrorsNameTheKey) {
+    const std::string base = "[relay]\naddresses = [\"192.0.2.1\"]\n";
+    EXPECT_EQ(error_of(base + "[af_xdp]\nqueues = 2\n"),
+              "test.toml: af_xdp.interface: is required (the kernel interface, e.g. \"eth1\")");
+    EXPECT_EQ(error_of(base + "[af_xdp]\ninterface = \"eth1\"\nxdp_mode = \"fast\"\n"),
+              "test.toml: af_xdp.xdp_mode = \"fast\": must be auto, native or generic");
+    EXPECT_EQ(error_of(base + "[af_xdp]\ninterface = \"eth1\"\nqueues = 1\n"),
+              "test.toml: af_xdp.queues = 1: must be at least ports.workers + 1 = 2 (net_af_xdp "
+              "pairs RX and TX queues; each worker and the control thread send on their own)");
+    EXPECT_NE(error_of(base + "[af_xdp]\ninterface = \"eth1\"\nmulticast_ranges = "
+                              "[\"10.0.0.0/8\"]\n")
+                  .find("af_xdp.multicast_ranges: \"10.0.0.0/8\": must be a multicast prefix"),
+              std::string::npos);
+    EXPECT_EQ(error_of(base + "[af_xdp]\ninterface = \"eth1\"\nqueue = 2\n"),
+              "test.toml: af_xdp.queue: unknown key (see the README's configuration reference)");
+    EXPECT_NE(error_of(base + "[downstream]\nnext_hop = \"192.0.2.254\"\n[af_xdp]\ninterface = "
+                              "\"eth1\"\n")
+                  .find("downstream.next_hop: in AF_XDP mode the kernel receives ARP and ND"),
+              std::string::npos);
+    EXPECT_NE(error_of("[ports]\ndownstream = \"net_af_packet0\"\n" + base +
+                       "[af_xdp]\ninterface = \"eth1\"\n")
+                  .find("with [af_xdp] the relay has one port, net_af_xdp0"),
               std::string::npos);
 }
