@@ -2,7 +2,9 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
@@ -11,6 +13,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -143,6 +146,33 @@ std::string af_xdp_vdev(const AfXdpConfig& config, uint16_t queues) {
            ",start_queue=" + std::to_string(config.start_queue) +
            ",queue_count=" + std::to_string(queues) +
            ",xdp_prog=" + (config.program.empty() ? default_program_path() : config.program);
+}
+
+uint16_t af_xdp_queues(const AfXdpConfig& config, uint16_t workers) {
+    int channels = 1;
+    const int s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s >= 0) {
+        ethtool_channels ch{};
+        ch.cmd = ETHTOOL_GCHANNELS;
+        ifreq ifr{};
+        std::strncpy(ifr.ifr_name, config.interface.c_str(), IFNAMSIZ - 1);
+        ifr.ifr_data = reinterpret_cast<char*>(&ch);
+        if (ioctl(s, SIOCETHTOOL, &ifr) == 0 && ch.max_combined != 0)
+            channels = static_cast<int>(ch.combined_count);
+        close(s);
+    }
+    const int usable = channels - config.start_queue;
+    if (config.queues != 0) return config.queues;  // the PMD reports a mismatch itself
+    if (usable < workers) {
+        throw std::runtime_error(
+            "af_xdp: " + config.interface + " has " + std::to_string(channels) +
+            " queue(s) (ethtool -l: combined channels; none reported counts as 1) and start_queue "
+            "is " +
+            std::to_string(config.start_queue) + ", the relay needs one per worker (" +
+            std::to_string(workers) + "): raise them with `ethtool -L " + config.interface +
+            " combined N` or lower ports.workers");
+    }
+    return static_cast<uint16_t>(std::min(usable, workers + 1));
 }
 
 XdpSteering::XdpSteering(const XdpSteeringSetup& setup) : setup_(setup) {

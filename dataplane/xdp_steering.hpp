@@ -48,7 +48,7 @@ struct MulticastRange {
 struct AfXdpConfig {
     std::string interface;
     uint16_t start_queue = 0;
-    uint16_t queues = 0;  // 0: workers + 1 (net_af_xdp pairs RX and TX queues)
+    uint16_t queues = 0;  // 0: workers + 1, or workers when the interface has no more channels
     XdpMode mode = XdpMode::automatic;
     std::vector<MulticastRange> multicast_ranges = default_ranges();
     std::string program;  // the BPF object; empty: default_program_path()
@@ -60,6 +60,12 @@ std::string default_program_path();
 
 // The --vdev argument for net_af_xdp0.
 std::string af_xdp_vdev(const AfXdpConfig& config, uint16_t queues);
+
+// The queue pairs to give net_af_xdp: config.queues, or workers + 1 (one TX queue of its own for
+// the control thread) when the interface has that many channels, else one per worker. Counts
+// channels as net_af_xdp does (ethtool combined channels; none reported: one). Throws when the
+// interface has fewer than `workers` from start_queue on.
+uint16_t af_xdp_queues(const AfXdpConfig& config, uint16_t workers);
 
 // Sums of the program's per-CPU counters (names as in dataplane/bpf/amt_steer.h).
 struct XdpCounters {

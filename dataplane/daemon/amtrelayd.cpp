@@ -123,6 +123,13 @@ std::unique_ptr<XdpSteering> prepare_af_xdp(RelayConfig& c) {
                            .multicast_ranges = x.multicast_ranges};
     const auto& discovery = c.dataplane.engine.discovery_addresses;
     setup.addresses.insert(setup.addresses.end(), discovery.begin(), discovery.end());
+    const uint16_t queues = af_xdp_queues(x, c.dataplane.workers);
+    c.eal_args.push_back("--vdev");
+    c.eal_args.push_back(af_xdp_vdev(x, queues));
+    spdlog::info("af_xdp: {} queue(s) from {} on {}{}", queues, x.start_queue, x.interface,
+                 queues == c.dataplane.workers
+                     ? " (one per worker: the control thread shares the last worker's)"
+                     : "");
     spdlog::info(
         "af_xdp: replication copies packets (chaining off: DPDK 22.11's net_af_xdp "
         "cannot send chained mbufs)");

@@ -144,9 +144,7 @@ void parse_af_xdp(const toml::table& root, const std::string& origin, RelayConfi
     if (x.interface.size() >= 16 || x.interface.find_first_of(",=/ ") != std::string::npos)
         s.fail("af_xdp.interface = \"" + x.interface + "\"", "must be an interface name");
     s.integer("start_queue", x.start_queue, 0, 1023);
-    const uint16_t needed = static_cast<uint16_t>(c.dataplane.workers + 1);
-    x.queues = needed;
-    s.integer("queues", x.queues, 1, 1024);
+    s.integer("queues", x.queues, 0, 1024);
     std::string mode = "auto";
     if (s.string("xdp_mode", mode)) {
         const auto m = parse_xdp_mode(mode);
@@ -167,11 +165,11 @@ void parse_af_xdp(const toml::table& root, const std::string& origin, RelayConfi
     }
     s.string("program", x.program);
     s.reject_unknown();
-    if (x.queues < needed) {
+    const uint16_t workers = c.dataplane.workers;
+    if (x.queues != 0 && x.queues < workers) {
         s.fail("af_xdp.queues = " + std::to_string(x.queues),
-               "must be at least ports.workers + 1 = " + std::to_string(needed) +
-                   " (net_af_xdp pairs RX and TX queues; each worker and the control thread "
-                   "send on their own)");
+               "must be 0 (automatic) or at least ports.workers = " + std::to_string(workers) +
+                   " (one RX/TX queue pair per worker)");
     }
     DataplaneConfig& d = c.dataplane;
     if (d.port.empty()) d.port = "net_af_xdp0";
@@ -189,8 +187,7 @@ void parse_af_xdp(const toml::table& root, const std::string& origin, RelayConfi
     }
     // DPDK 22.11's AF_XDP TX cannot send chained mbufs: replicas are copies.
     d.replication.chaining = false;
-    c.eal_args.push_back("--vdev");
-    c.eal_args.push_back(af_xdp_vdev(x, x.queues));
+    // The --vdev is added at start-up (af_xdp_queues() asks the interface for its channels).
     c.af_xdp = x;
 }
 

@@ -196,20 +196,18 @@ program = "/opt/amt_steer.bpf.o"
     ASSERT_TRUE(c.af_xdp);
     EXPECT_EQ(c.dataplane.port, "net_af_xdp0");
     EXPECT_FALSE(c.dataplane.replication.chaining) << "net_af_xdp cannot send chained mbufs";
-    EXPECT_EQ(c.af_xdp->queues, 3) << "workers + 1: RX and TX queues come in pairs";
+    EXPECT_EQ(c.af_xdp->queues, 0) << "automatic: workers + 1 when the interface has them";
     EXPECT_EQ(c.af_xdp->mode, XdpMode::generic);
     ASSERT_EQ(c.af_xdp->multicast_ranges.size(), 2u);
     EXPECT_EQ(c.af_xdp->multicast_ranges[1].to_string(), "ff3e::/16");
-    ASSERT_EQ(c.eal_args.size(), 3u);
-    EXPECT_EQ(c.eal_args[1], "--vdev");
-    EXPECT_EQ(c.eal_args[2],
+    EXPECT_EQ(af_xdp_vdev(*c.af_xdp, 3),
               "net_af_xdp0,iface=eth1,start_queue=4,queue_count=3,xdp_prog=/opt/amt_steer.bpf.o");
 
     const RelayConfig d = parse_relay_config(
         "[relay]\naddresses = [\"192.0.2.1\"]\n[af_xdp]\ninterface = \"eth1\"\n", "test.toml");
     EXPECT_EQ(d.af_xdp->mode, XdpMode::automatic);
     EXPECT_EQ(d.af_xdp->multicast_ranges.size(), 2u) << "224.0.0.0/4 and ff00::/8";
-    EXPECT_NE(d.eal_args.back().find("xdp_prog=/"), std::string::npos);
+    EXPECT_NE(af_xdp_vdev(*d.af_xdp, 2).find(",queue_count=2,xdp_prog=/"), std::string::npos);
 }
 
 TEST(RelayConfig, AfXdpErrorsNameTheKey) {
@@ -218,9 +216,10 @@ TEST(RelayConfig, AfXdpErrorsNameTheKey) {
               "test.toml: af_xdp.interface: is required (the kernel interface, e.g. \"eth1\")");
     EXPECT_EQ(error_of(base + "[af_xdp]\ninterface = \"eth1\"\nxdp_mode = \"fast\"\n"),
               "test.toml: af_xdp.xdp_mode = \"fast\": must be auto, native or generic");
-    EXPECT_EQ(error_of(base + "[af_xdp]\ninterface = \"eth1\"\nqueues = 1\n"),
-              "test.toml: af_xdp.queues = 1: must be at least ports.workers + 1 = 2 (net_af_xdp "
-              "pairs RX and TX queues; each worker and the control thread send on their own)");
+    EXPECT_EQ(
+        error_of("[ports]\nworkers = 2\n" + base + "[af_xdp]\ninterface = \"eth1\"\nqueues = 1\n"),
+        "test.toml: af_xdp.queues = 1: must be 0 (automatic) or at least ports.workers = 2 "
+        "(one RX/TX queue pair per worker)");
     EXPECT_NE(error_of(base + "[af_xdp]\ninterface = \"eth1\"\nmulticast_ranges = "
                               "[\"10.0.0.0/8\"]\n")
                   .find("af_xdp.multicast_ranges: \"10.0.0.0/8\": must be a multicast prefix"),
