@@ -88,6 +88,18 @@ copies=$(grep -ao "amt-system-test [0-9]*" "$WORK/stream.bin" | wc -l)
 [ "$received" -eq 50 ] || fail "gateway delivered $received of 50 datagrams"
 pass "50 of 50 multicast datagrams delivered through AF_XDP"
 
+# A router's IGMPv3 general query must reach the relay (its upstream proxy answers).
+in_ns gw /usr/bin/python3 - <<'PY2'
+import socket, struct
+q = bytearray(struct.pack("!BBH4sBBH", 0x11, 100, 0, socket.inet_aton("0.0.0.0"), 2, 125, 0))
+s = sum(struct.unpack("!%dH" % (len(q) // 2), bytes(q)))
+s = (s >> 16) + (s & 0xFFFF)
+struct.pack_into("!H", q, 2, ~(s + (s >> 16)) & 0xFFFF)
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
+sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("192.0.2.2"))
+sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+sock.sendto(bytes(q), ("224.0.0.1", 0))
+PY2
 in_ns gw ping -c 1 -W 2 192.0.2.1 >/dev/null || fail "ping after the stream"
 kill -TERM "$RELAY_PID"
 wait_for 10 "relay exit" bash -c "! kill -0 $RELAY_PID 2>/dev/null"
@@ -99,8 +111,10 @@ passed=$(sed -n 's/.*; passed=\([0-9]*\).*/\1/p' <<<"$counters")
 [ "$amt" -ge 2 ] || fail "steered amt=$amt: the Request and the Update at least"
 [ "$mc" -eq 50 ] || fail "steered multicast=$mc, sent 50"
 [ "$passed" -ge 8 ] || fail "passed=$passed: ping, ARP and TCP went to the kernel"
+igmp=$(sed -n 's/.* igmp_mld=\([0-9]*\).*/\1/p' <<<"$counters")
+[ "$igmp" -ge 1 ] || fail "steered igmp_mld=$igmp: the general query did not reach the relay"
 [ -z "$(xdp_prog_on_r0)" ] || fail "program still attached after exit: $(xdp_prog_on_r0)"
-pass "relay stopped, program detached, counters: amt=$amt multicast=$mc passed=$passed"
+pass "relay stopped, program detached, counters: amt=$amt multicast=$mc igmp_mld=$igmp passed=$passed"
 
 # --- 2. a program left by a killed relay is replaced --------------------------------------
 start_relay crashed
