@@ -25,6 +25,7 @@ struct ControlSetup {
     MacAddress mac{};                      // the port's address (ARP / NS we send)
     std::vector<IpAddress> own_addresses;  // the relay's unicast addresses
     uint16_t tx_queue = 0;                 // the control thread's own TX queue on each port
+    rte_spinlock_t* tx_lock = nullptr;     // set when it shares tx_queue with the last worker
     uint16_t upstream_port = 0;            // = port when the relay has a single port
     MacAddress upstream_mac{};
     UpstreamConfig upstream;

@@ -29,9 +29,18 @@ Dataplane::Dataplane(const DataplaneConfig& config)
         separate_upstream ? Port::id_by_name(config.upstream_port) : port_id;
     packet_pool_ = std::make_unique<Mempool>("amt_packets", config.packet_mbufs, packet_data_room);
     header_pool_ = std::make_unique<Mempool>("amt_headers", config.header_mbufs, header_data_room);
-    // One RX and one TX queue per worker on every port, plus a TX queue for the control thread.
-    const PortSetup setup{.rx_queues = config.workers,
-                          .tx_queues = static_cast<uint16_t>(config.workers + 1)};
+    // One RX and one TX queue per worker on every port, plus a TX queue for the control thread;
+    // a port with exactly one queue per worker (net_af_xdp on a single-channel interface) has the
+    // control thread share the last worker's queue under a lock.
+    uint16_t tx_queues = static_cast<uint16_t>(config.workers + 1);
+    for (uint16_t id : {port_id, upstream_id}) {
+        rte_eth_dev_info info{};
+        if (rte_eth_dev_info_get(id, &info) == 0 && info.max_tx_queues == config.workers)
+            tx_queues = config.workers;
+    }
+    control_shares_tx_ = tx_queues == config.workers;
+    rte_spinlock_t* shared_tx = control_shares_tx_ ? &shared_tx_lock_ : nullptr;
+    const PortSetup setup{.rx_queues = config.workers, .tx_queues = tx_queues};
     port_ = std::make_unique<Port>(port_id, setup, packet_pool_->get());
     if (separate_upstream) {
         upstream_port_ = std::make_unique<Port>(upstream_id, setup, packet_pool_->get());
@@ -74,17 +83,19 @@ Dataplane::Dataplane(const DataplaneConfig& config)
         return queues;
     };
     for (uint16_t i = 0; i < config.workers; ++i) {
-        WorkerSetup w{
-            .downstream = {port_id, queues_of(*port_, i), i, port_->mac(), downstream_addresses},
-            .exception_port = exception_id,
-            .exception_tx_queue = i,
-            .rcu_thread_id = i,
-            .decrement_ttl = config.decrement_ttl,
-            .replication = replication,
-            .engine = config.engine};
+        const bool last = i + 1 == config.workers;
+        WorkerSetup w{.downstream = {port_id, queues_of(*port_, i), i, last ? shared_tx : nullptr,
+                                     port_->mac(), downstream_addresses},
+                      .exception_port = exception_id,
+                      .exception_tx_queue = i,
+                      .rcu_thread_id = i,
+                      .decrement_ttl = config.decrement_ttl,
+                      .replication = replication,
+                      .engine = config.engine};
         if (separate_upstream) {
-            w.upstream = WorkerLink{upstream_id, queues_of(*upstream_port_, i), i,
-                                    upstream_port_->mac(), config.upstream_addresses};
+            w.upstream = WorkerLink{
+                upstream_id,           queues_of(*upstream_port_, i), i, last ? shared_tx : nullptr,
+                upstream_port_->mac(), config.upstream_addresses};
         }
         workers_.push_back(std::make_unique<Worker>(w, shared));
     }
@@ -94,7 +105,8 @@ Dataplane::Dataplane(const DataplaneConfig& config)
     ControlSetup control{.port = port_id,
                          .mac = port_->mac(),
                          .own_addresses = config.engine.relay_addresses,
-                         .tx_queue = config.workers,
+                         .tx_queue = static_cast<uint16_t>(tx_queues - 1),
+                         .tx_lock = shared_tx,
                          .upstream_port = upstream_id,
                          .upstream_mac = upstream_port().mac(),
                          .exception_port = exception_id};

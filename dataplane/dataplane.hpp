@@ -63,6 +63,8 @@ class Dataplane {
     const Port& upstream_port() const { return upstream_port_ ? *upstream_port_ : *port_; }
     const Port* exception_port() const { return exception_port_.get(); }
     WorkerCounters& control_counters() { return control_counters_; }
+    // The control thread sends on the last worker's TX queue (the port has one per worker).
+    bool control_shares_tx_queue() const { return control_shares_tx_; }
 
   private:
     DataplaneConfig config_;
@@ -77,6 +79,8 @@ class Dataplane {
     std::unique_ptr<FlowTable> flows_;
     std::unique_ptr<Ring> control_ring_;
     WorkerCounters control_counters_;
+    bool control_shares_tx_ = false;
+    rte_spinlock_t shared_tx_lock_ = RTE_SPINLOCK_INITIALIZER;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::unique_ptr<ControlThread> control_;
     std::atomic<bool> stop_workers_{false};

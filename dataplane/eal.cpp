@@ -83,6 +83,9 @@ Port::Port(uint16_t id, const PortSetup& setup, rte_mempool* rx_pool) : id_(id) 
                         driver == "net_ring" || driver == "net_null";
     // Every af_packet socket receives from the fanout group, configured or not: poll them all.
     if (driver == "net_af_packet") rx_queues_ = std::max(rx_queues_, info.max_rx_queues);
+    // net_af_xdp's TX queue i sends through RX queue i's socket: configure them in pairs (the
+    // extra RX queues are polled too, since the NIC's RSS may deliver to them).
+    if (driver == "net_af_xdp") rx_queues_ = std::max(rx_queues_, setup.tx_queues);
     if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) {
         conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
     }

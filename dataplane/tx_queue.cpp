@@ -6,8 +6,9 @@
 
 namespace amt {
 
-TxQueue::TxQueue(uint16_t port, uint16_t queue, WorkerCounters& counters, uint16_t burst)
-    : port_(port), queue_(queue), counters_(counters) {
+TxQueue::TxQueue(uint16_t port, uint16_t queue, WorkerCounters& counters, uint16_t burst,
+                 rte_spinlock_t* lock)
+    : port_(port), queue_(queue), lock_(lock), counters_(counters) {
     buffer_ = static_cast<rte_eth_dev_tx_buffer*>(
         rte_zmalloc("amt_tx_buffer", RTE_ETH_TX_BUFFER_SIZE(burst), RTE_CACHE_LINE_SIZE));
     if (buffer_ == nullptr) throw std::runtime_error("rte_zmalloc(tx buffer) failed");

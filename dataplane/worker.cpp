@@ -57,12 +57,14 @@ Worker::Worker(const WorkerSetup& setup, const WorkerShared& shared)
     : setup_(setup),
       shared_(shared),
       responder_(setup.engine, shared.secrets),
-      tx_(setup.downstream.port, setup.downstream.tx_queue, counters_),
+      tx_(setup.downstream.port, setup.downstream.tx_queue, counters_, 32,
+          setup.downstream.tx_lock),
       replicator_(shared.header_pool, shared.packet_pool, setup.replication, counters_) {
     counters_.protocol = &responder_.counters();
     too_big_limiter_.configure(10, 10);  // per source: enough for PMTU discovery, no flood
     if (setup.upstream)
-        upstream_tx_.emplace(setup.upstream->port, setup.upstream->tx_queue, counters_);
+        upstream_tx_.emplace(setup.upstream->port, setup.upstream->tx_queue, counters_, 32,
+                             setup.upstream->tx_lock);
     if (setup.exception_port)
         exception_tx_.emplace(*setup.exception_port, setup.exception_tx_queue, counters_);
 }

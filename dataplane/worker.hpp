@@ -32,6 +32,7 @@ struct WorkerLink {
     uint16_t port = 0;
     std::vector<uint16_t> rx_queues;  // usually one; more when a port has more queues than workers
     uint16_t tx_queue = 0;
+    rte_spinlock_t* tx_lock = nullptr;  // the control thread shares tx_queue (see TxQueue)
     MacAddress mac{};
     std::vector<IpAddress> addresses;  // answered for ARP / ND on this link
 };

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <thread>
 
 #include "controlplane/control_socket.hpp"
@@ -128,6 +129,40 @@ std::unique_ptr<ControlSocket> open_control_socket(const OperationsConfig& ops) 
     return socket;
 }
 
+// AF_XDP mode, before the EAL: net_af_xdp loads the steering program when its port starts and
+// reuses the maps pinned and filled here (see dataplane/xdp_steering.hpp).
+std::unique_ptr<XdpSteering> prepare_af_xdp(RelayConfig& c) {
+    if (!c.af_xdp) return nullptr;
+    const AfXdpConfig& x = *c.af_xdp;
+    XdpSteeringSetup setup{.object_path = x.program.empty() ? default_program_path() : x.program,
+                           .interface = x.interface,
+                           .mode = x.mode,
+                           .addresses = c.dataplane.engine.relay_addresses,
+                           .multicast_ranges = x.multicast_ranges};
+    const auto& discovery = c.dataplane.engine.discovery_addresses;
+    setup.addresses.insert(setup.addresses.end(), discovery.begin(), discovery.end());
+    const uint16_t queues = af_xdp_queues(x, c.dataplane.workers);
+    c.eal_args.push_back("--vdev");
+    c.eal_args.push_back(af_xdp_vdev(x, queues));
+    spdlog::info("af_xdp: {} queue(s) from {} on {}{}", queues, x.start_queue, x.interface,
+                 queues == c.dataplane.workers
+                     ? " (one per worker: the control thread shares the last worker's)"
+                     : "");
+    spdlog::info(
+        "af_xdp: replication copies packets (chaining off: DPDK 22.11's net_af_xdp "
+        "cannot send chained mbufs)");
+    return std::make_unique<XdpSteering>(setup);
+}
+
+void log_xdp_counters(const XdpSteering& xdp) {
+    const XdpCounters n = xdp.counters();
+    spdlog::info(
+        "af_xdp: steered amt={} multicast={} igmp_mld={}; passed={} malformed={} fragment={} "
+        "other_vlan={}; no_socket={}",
+        n.steered_amt, n.steered_multicast, n.steered_igmp_mld, n.passed, n.passed_malformed,
+        n.passed_fragment, n.passed_other_vlan, n.no_socket);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,10 +207,20 @@ int main(int argc, char** argv) {
 
     install_signal_handlers();
     try {
+        const std::unique_ptr<XdpSteering> xdp = prepare_af_xdp(config);  // outlives the EAL
         Eal eal(config.eal_args);
         Dataplane dp(config.dataplane);
+        if (xdp) {
+            spdlog::info("af_xdp: steering program attached to {} in {} mode",
+                         config.af_xdp->interface, xdp->adopt_attached());
+        }
         log_startup(config, dp);
         auto metrics = std::make_shared<RelayMetrics>(dp);
+        if (xdp) {
+            metrics->add_source([&steering = *xdp](std::vector<prometheus::MetricFamily>& out) {
+                out.push_back(xdp_family(steering.counters()));
+            });
+        }
         const auto exposer = start_metrics(config.operations, metrics);
         const auto control_socket = open_control_socket(config.operations);
         RelayControl relay_control(dp, config.operations);
@@ -209,6 +254,7 @@ int main(int argc, char** argv) {
         spdlog::info("stopping: workers first, then leaving every group upstream");
         dp.stop_workers();
         control.leave_upstream();
+        if (xdp) log_xdp_counters(*xdp);
         spdlog::info("stopped");
     } catch (const std::exception& e) {
         spdlog::critical("{}", e.what());

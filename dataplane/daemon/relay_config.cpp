@@ -131,9 +131,67 @@ class Section {
     std::set<std::string> used_;
 };
 
-const std::set<std::string> sections = {"eal",       "ports", "relay",   "limits", "downstream",
-                                        "upstream",  "dataplane", "log", "metrics", "control",
-                                        "drain"};
+const std::set<std::string> sections = {"eal",      "ports",     "relay",  "limits",
+                                        "downstream", "upstream", "dataplane", "log",
+                                        "af_xdp",   "metrics",   "control", "drain"};
+
+// [af_xdp]: net_af_xdp on a kernel-owned interface with the project's XDP program. Fills
+// c.af_xdp, adds the PMD's --vdev to the EAL arguments and names the port.
+void parse_af_xdp(const toml::table& root, const std::string& origin, RelayConfig& c) {
+    if (root.get("af_xdp") == nullptr) return;
+    Section s(root, "af_xdp", origin);
+    AfXdpConfig x;
+    if (!s.string("interface", x.interface) || x.interface.empty())
+        s.fail("af_xdp.interface", "is required (the kernel interface, e.g. \"eth1\")");
+    if (x.interface.size() >= 16 || x.interface.find_first_of(",=/ ") != std::string::npos)
+        s.fail("af_xdp.interface = \"" + x.interface + "\"", "must be an interface name");
+    s.integer("start_queue", x.start_queue, 0, 1023);
+    s.integer("queues", x.queues, 0, 1024);
+    std::string mode = "auto";
+    if (s.string("xdp_mode", mode)) {
+        const auto m = parse_xdp_mode(mode);
+        if (!m) s.fail("af_xdp.xdp_mode = \"" + mode + "\"", "must be auto, native or generic");
+        x.mode = *m;
+    }
+    std::vector<std::string> ranges;
+    s.strings("multicast_ranges", ranges);
+    if (!ranges.empty()) x.multicast_ranges.clear();
+    for (const std::string& r : ranges) {
+        const auto range = MulticastRange::parse(r);
+        if (!range) {
+            s.fail("af_xdp.multicast_ranges: \"" + r + "\"",
+                   "must be a multicast prefix like \"232.0.0.0/8\" or \"ff3e::/16\" (length "
+                   "4..32 for IPv4, 8..128 for IPv6)");
+        }
+        x.multicast_ranges.push_back(*range);
+    }
+    s.string("program", x.program);
+    s.reject_unknown();
+    const uint16_t workers = c.dataplane.workers;
+    if (x.queues != 0 && x.queues < workers) {
+        s.fail("af_xdp.queues = " + std::to_string(x.queues),
+               "must be 0 (automatic) or at least ports.workers = " + std::to_string(workers) +
+                   " (one RX/TX queue pair per worker)");
+    }
+    DataplaneConfig& d = c.dataplane;
+    if (d.port.empty()) d.port = "net_af_xdp0";
+    if (d.port != "net_af_xdp0" || (!d.upstream_port.empty() && d.upstream_port != d.port)) {
+        s.fail("ports.downstream / ports.upstream",
+               "with [af_xdp] the relay has one port, net_af_xdp0 (leave them out)");
+    }
+    // The kernel keeps ARP and ND on this interface (the XDP program passes them), so the
+    // relay never sees the replies it would resolve a next hop from.
+    if ((d.next_hop_v4 && !d.next_hop_v4_mac) || (d.next_hop_v6 && !d.next_hop_v6_mac)) {
+        s.fail(
+            d.next_hop_v4 && !d.next_hop_v4_mac ? "downstream.next_hop" : "downstream.next_hop_v6",
+            "in AF_XDP mode the kernel receives ARP and ND, so the relay cannot resolve it: "
+            "give downstream.next_hop_mac / next_hop_v6_mac (see `ip neigh show`)");
+    }
+    // DPDK 22.11's AF_XDP TX cannot send chained mbufs: replicas are copies.
+    d.replication.chaining = false;
+    // The --vdev is added at start-up (af_xdp_queues() asks the interface for its channels).
+    c.af_xdp = x;
+}
 
 void parse_operations(const toml::table& root, const std::string& origin, OperationsConfig& o) {
     Section metrics(root, "metrics", origin);
@@ -200,7 +258,7 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
         if (sections.count(std::string(key.str())) == 0) {
             throw ConfigError(origin + ": [" + std::string(key.str()) +
                               "]: unknown section (allowed: eal, ports, relay, limits, downstream, "
-                              "upstream, dataplane, log, metrics, control, drain)");
+                              "upstream, dataplane, log, af_xdp, metrics, control, drain)");
         }
     }
     RelayConfig c;
@@ -212,7 +270,7 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     eal.reject_unknown();
 
     Section ports(root, "ports", origin);
-    if (!ports.string("downstream", d.port))
+    if (!ports.string("downstream", d.port) && root.get("af_xdp") == nullptr)
         ports.fail("ports.downstream",
                    "is required (the DPDK port toward the gateways, e.g. \"0000:3b:00.0\" or "
                    "\"net_af_packet0\")");
@@ -307,6 +365,7 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     log.reject_unknown();
 
     parse_operations(root, origin, c.operations);
+    parse_af_xdp(root, origin, c);
 
     if (std::string problem = validate(e); !problem.empty()) {
         // The engine names its keys; in the file the relay's addresses are relay.addresses.

@@ -3,11 +3,13 @@
 // start-up with a message that names the key and what is allowed.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "dataplane/dataplane.hpp"
+#include "dataplane/xdp_steering.hpp"
 
 namespace amt {
 
@@ -26,6 +28,7 @@ struct RelayConfig {
     std::string log_level = "info";
     uint32_t drop_log_interval_seconds = 10;  // how often drop counters are summarised in the log
     OperationsConfig operations;
+    std::optional<AfXdpConfig> af_xdp;        // [af_xdp]: net_af_xdp with the steering program
 };
 
 // "host:port" or "[v6]:port" as the metrics exporter takes it; empty when valid, else the problem.

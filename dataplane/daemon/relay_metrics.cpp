@@ -107,6 +107,24 @@ std::vector<DropCount> drop_counts(Dataplane& dp) {
     return out;
 }
 
+MetricFamily xdp_family(const XdpCounters& n) {
+    MetricFamily f = family("amt_xdp_packets_total",
+                            "Packets the XDP program saw in AF_XDP mode, by verdict and class",
+                            MetricType::Counter);
+    const auto sample = [&](const char* verdict, const char* klass, uint64_t v) {
+        add(f, static_cast<double>(v), {{"class", klass}, {"verdict", verdict}});
+    };
+    sample("steered", "amt", n.steered_amt);
+    sample("steered", "multicast", n.steered_multicast);
+    sample("steered", "igmp_mld_query", n.steered_igmp_mld);
+    sample("passed", "other", n.passed);
+    sample("passed", "malformed", n.passed_malformed);
+    sample("passed", "unicast_fragment", n.passed_fragment);
+    sample("passed", "other_vlan", n.passed_other_vlan);
+    sample("passed", "no_socket", n.no_socket);
+    return f;
+}
+
 RelayMetrics::RelayMetrics(Dataplane& dp)
     : dp_(dp),
       start_time_(std::chrono::duration<double>(

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dataplane/dataplane.hpp"
+#include "dataplane/xdp_steering.hpp"
 
 namespace amt {
 
@@ -27,6 +28,9 @@ struct DropCount {
     uint64_t value;
 };
 std::vector<DropCount> drop_counts(Dataplane& dp);
+
+// The XDP steering program's per-CPU counters, summed (AF_XDP mode only).
+prometheus::MetricFamily xdp_family(const XdpCounters& counters);
 
 class RelayMetrics : public prometheus::Collectable {
   public:

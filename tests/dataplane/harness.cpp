@@ -132,8 +132,9 @@ EngineConfig TestRelay::default_engine() {
 }
 
 TestRelay::TestRelay(const std::string& name, uint16_t workers, const EngineConfig& engine,
-                     bool with_exception_port, DataplaneConfig config, bool separate_upstream)
-    : nic_(name, workers, static_cast<uint16_t>(workers + 1)),
+                     bool with_exception_port, DataplaneConfig config, bool separate_upstream,
+                     uint16_t nic_tx_queues)
+    : nic_(name, workers, nic_tx_queues != 0 ? nic_tx_queues : static_cast<uint16_t>(workers + 1)),
       relay_v4_{engine.relay_addresses[0], amt_udp_port},
       relay_v6_{
           engine.relay_addresses.size() > 1 ? engine.relay_addresses[1] : engine.relay_addresses[0],

@@ -67,7 +67,7 @@ class TestRelay {
     explicit TestRelay(const std::string& name, uint16_t workers = 1,
                        const EngineConfig& engine = default_engine(),
                        bool with_exception_port = false, DataplaneConfig overrides = {},
-                       bool separate_upstream = false);
+                       bool separate_upstream = false, uint16_t nic_tx_queues = 0);
     static EngineConfig default_engine();
 
     void step(int rounds = 3);

@@ -481,6 +481,27 @@ std::vector<MembershipReport> reports_in(const std::vector<Frame>& frames) {
 // Two ports: native multicast in on the upstream port, replicas out of the downstream one; the
 // upstream proxy joins (S,G) with an IGMPv3 report out of the upstream port and answers the
 // router's general query there.
+// net_af_xdp on an interface with one channel: one TX queue per worker, so the control thread
+// sends on the last worker's queue under a lock.
+TEST(Dataplane, ControlThreadSharesTheLastWorkersTxQueueWhenThePortHasNoSpare) {
+    {
+        TestRelay spare("sparetx");  // one relay at a time: the mempools have fixed names
+        EXPECT_FALSE(spare.dp().control_shares_tx_queue());
+    }
+
+    DataplaneConfig overrides;
+    overrides.upstream_addresses = {*IpAddress::parse("10.0.1.2")};
+    TestRelay relay("sharedtx", 1, TestRelay::default_engine(), false, overrides, false, 1);
+    EXPECT_TRUE(relay.dp().control_shares_tx_queue());
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    const std::vector<Frame> out = relay.nic().sent();
+    EXPECT_EQ(reports_in(out).size(), 1u) << "the control thread's report left on the shared queue";
+    relay.nic().inject(multicast_frame(S1, G1, 500));
+    relay.step();
+    EXPECT_EQ(sent_data(relay).size(), 1u);
+}
+
 TEST(Dataplane, SeparateUpstreamPortJoinsAndAnswersQueries) {
     DataplaneConfig overrides;
     overrides.upstream_addresses = {*IpAddress::parse("10.0.1.2")};

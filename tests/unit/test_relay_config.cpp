@@ -88,6 +88,14 @@ copy_threshold = 128
 [log]
 level = "debug"
 drop_summary_interval = 30
+[metrics]
+listen = "[::1]:9900"
+[control]
+socket = "/run/amt/ctl.sock"
+group = "root"
+[drain]
+on_command = "birdc disable anycast"
+off_command = "birdc enable anycast"
 )",
                                              "full.toml");
     const DataplaneConfig& d = c.dataplane;
@@ -116,6 +124,11 @@ drop_summary_interval = 30
     EXPECT_FALSE(d.decrement_ttl);
     EXPECT_EQ(d.replication.copy_threshold, 128);
     EXPECT_EQ(c.log_level, "debug");
+    EXPECT_EQ(c.operations.metrics_listen, "[::1]:9900");
+    EXPECT_EQ(c.operations.control_socket, "/run/amt/ctl.sock");
+    EXPECT_EQ(c.operations.control_group, "root");
+    EXPECT_EQ(c.operations.drain_on_command, "birdc disable anycast");
+    EXPECT_EQ(c.operations.drain_off_command, "birdc enable anycast");
     EXPECT_EQ(c.drop_log_interval_seconds, 30u);
 }
 
@@ -148,7 +161,18 @@ TEST(RelayConfig, ErrorsNameTheKeyAndWhatIsAllowed) {
     EXPECT_EQ(
         error_of(base + "[metricz]\n"),
         "test.toml: [metricz]: unknown section (allowed: eal, ports, relay, limits, downstream, "
-        "upstream, dataplane, log)");
+        "upstream, dataplane, log, af_xdp, metrics, control, drain)");
+    EXPECT_EQ(error_of(base + "[metrics]\nlisten = \"9850\"\n"),
+              "test.toml: metrics.listen = \"9850\": must be HOST:PORT, e.g. \"127.0.0.1:9850\" or "
+              "\"[::1]:9850\"");
+    EXPECT_EQ(error_of(base + "[metrics]\nlisten = \"127.0.0.1:99999\"\n"),
+              "test.toml: metrics.listen = \"127.0.0.1:99999\": port must be 1..65535");
+    EXPECT_EQ(error_of(base + "[control]\nsocket = \"amt.sock\"\n"),
+              "test.toml: control.socket = \"amt.sock\": must be an absolute path (or \"\" to "
+              "disable the control socket)");
+    EXPECT_EQ(error_of(base + "[control]\ngroup = \"no-such-group-amt\"\n"),
+              "test.toml: control.group = \"no-such-group-amt\": no such group: create it "
+              "(groupadd no-such-group-amt) or name an existing one");
     EXPECT_EQ(error_of(base + "[log]\nlevel = \"loud\"\n"),
               "test.toml: log.level = \"loud\": must be trace, debug, info, warn, error, critical "
               "or off");
@@ -159,7 +183,7 @@ TEST(RelayConfig, ErrorsNameTheKeyAndWhatIsAllowed) {
 }
 
 TEST(RelayConfig, ShippedExamplesAreValid) {
-    for (const char* file : {"vdev-null.toml"}) {
+    for (const char* file : {"vdev-null.toml", "af-xdp.toml"}) {
         EXPECT_NO_THROW(load_relay_config(std::string(EXAMPLES_DIR) + "/" + file)) << file;
     }
     EXPECT_NE(std::string([] {
@@ -171,5 +195,67 @@ TEST(RelayConfig, ShippedExamplesAreValid) {
                   return std::string();
               }())
                   .find("cannot be read"),
+              std::string::npos);
+}
+
+TEST(RelayConfig, AfXdpSectionBuildsTheVdevAndForcesCopies) {
+    const RelayConfig c = parse_relay_config(R"(
+[eal]
+args = ["--no-huge"]
+[ports]
+workers = 2
+[relay]
+addresses = ["192.0.2.1"]
+[downstream]
+next_hop = "192.0.2.254"
+next_hop_mac = "02:00:00:00:00:fe"
+[af_xdp]
+interface = "eth1"
+start_queue = 4
+xdp_mode = "generic"
+multicast_ranges = ["232.0.0.0/8", "ff3e::/16"]
+program = "/opt/amt_steer.bpf.o"
+)",
+                                             "test.toml");
+    ASSERT_TRUE(c.af_xdp);
+    EXPECT_EQ(c.dataplane.port, "net_af_xdp0");
+    EXPECT_FALSE(c.dataplane.replication.chaining) << "net_af_xdp cannot send chained mbufs";
+    EXPECT_EQ(c.af_xdp->queues, 0) << "automatic: workers + 1 when the interface has them";
+    EXPECT_EQ(c.af_xdp->mode, XdpMode::generic);
+    ASSERT_EQ(c.af_xdp->multicast_ranges.size(), 2u);
+    EXPECT_EQ(c.af_xdp->multicast_ranges[1].to_string(), "ff3e::/16");
+    EXPECT_EQ(af_xdp_vdev(*c.af_xdp, 3),
+              "net_af_xdp0,iface=eth1,start_queue=4,queue_count=3,xdp_prog=/opt/amt_steer.bpf.o");
+
+    const RelayConfig d = parse_relay_config(
+        "[relay]\naddresses = [\"192.0.2.1\"]\n[af_xdp]\ninterface = \"eth1\"\n", "test.toml");
+    EXPECT_EQ(d.af_xdp->mode, XdpMode::automatic);
+    EXPECT_EQ(d.af_xdp->multicast_ranges.size(), 2u) << "224.0.0.0/4 and ff00::/8";
+    EXPECT_NE(af_xdp_vdev(*d.af_xdp, 2).find(",queue_count=2,xdp_prog=/"), std::string::npos);
+}
+
+TEST(RelayConfig, AfXdpErrorsNameTheKey) {
+    const std::string base = "[relay]\naddresses = [\"192.0.2.1\"]\n";
+    EXPECT_EQ(error_of(base + "[af_xdp]\nqueues = 2\n"),
+              "test.toml: af_xdp.interface: is required (the kernel interface, e.g. \"eth1\")");
+    EXPECT_EQ(error_of(base + "[af_xdp]\ninterface = \"eth1\"\nxdp_mode = \"fast\"\n"),
+              "test.toml: af_xdp.xdp_mode = \"fast\": must be auto, native or generic");
+    EXPECT_EQ(
+        error_of("[ports]\nworkers = 2\n" + base + "[af_xdp]\ninterface = \"eth1\"\nqueues = 1\n"),
+        "test.toml: af_xdp.queues = 1: must be 0 (automatic) or at least ports.workers = 2 "
+        "(one RX/TX queue pair per worker)");
+    EXPECT_NE(error_of(base + "[af_xdp]\ninterface = \"eth1\"\nmulticast_ranges = "
+                              "[\"10.0.0.0/8\"]\n")
+                  .find("af_xdp.multicast_ranges: \"10.0.0.0/8\": must be a multicast prefix"),
+              std::string::npos);
+    EXPECT_EQ(error_of(base + "[af_xdp]\ninterface = \"eth1\"\nqueue = 2\n"),
+              "test.toml: af_xdp.queue: unknown key (see the README's configuration reference)");
+    EXPECT_NE(error_of(base + "[downstream]\nnext_hop = \"192.0.2.254\"\n[af_xdp]\ninterface = "
+                              "\"eth1\"\n")
+                  .find("downstream.next_hop: in AF_XDP mode the kernel receives ARP and ND"),
+              std::string::npos);
+    EXPECT_NE(error_of("[ports]\ndownstream = \"net_af_packet0\"\n" + base +
+                       "[af_xdp]\ninterface = \"eth1\"\n")
+                  .find("with [af_xdp] the relay has one port, net_af_xdp0"),
               std::string::npos);
 }
