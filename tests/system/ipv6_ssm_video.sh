@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# IPv6 outside and inside: two gateways behind NAT66 reach the relay over IPv6 and receive an
+# IPv6 SSM group (ff3e::/32) from an IPv6 source (ffmpeg). Upstream is a Linux bridge with MLDv2
+# snooping (no pim6d in Debian 12). Checks: the relay sends an MLDv2 report for (S,G) upstream
+# (captured on the bridge port) and the bridge learns it; both gateways receive; gateway 1's
+# capture decodes (ffprobe) without continuity errors; after both leave, the bridge forgets the
+# group.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/topology.sh"
+
+build_topology_v6
+spawn sw tcpdump tcpdump -nni sw-rel -U -w "$WORK/upstream.pcap" icmp6
+TCPDUMP=$LAST_PID
+wait_for 10 "capture running" grep -q "listening on" "$WORK/tcpdump.log"
+start_video 40
+start_gateway 1 15
+GW1=$LAST_PID
+start_gateway 2 15 --output none
+GW2=$LAST_PID
+wait_for 30 "gateway 1 receives" gateway_receives 1
+wait_for 30 "gateway 2 receives" gateway_receives 2
+pass "both gateways behind NAT66 receive over IPv6"
+in_ns sw bridge mdb show >"$WORK/mdb.log"
+grep -q "$GROUP" "$WORK/mdb.log" || fail "the bridge has no MLD membership for $GROUP: $(cat "$WORK/mdb.log")"
+pass "the bridge learned $GROUP from the relay's report"
+
+wait_exit "$GW1" 30 "gateway 1 exit"
+wait_exit "$GW2" 30 "gateway 2 exit"
+grep -q "0 TS continuity errors" "$WORK/gateway1.log" || fail "gateway 1: $(tail -n1 "$WORK/gateway1.log")"
+ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "$WORK/gw1.ts" >"$WORK/ffprobe.log" 2>&1
+grep -q mpeg2video "$WORK/ffprobe.log" || fail "ffprobe does not find the video in gateway 1's capture"
+pass "gateway 1's capture decodes (ffprobe), no continuity errors"
+wait_for 20 "the bridge forgets $GROUP" bash -c "! ip netns exec $(ns sw) bridge mdb show | grep -q '$GROUP'"
+pass "after the leaves the bridge dropped the group"
+
+kill -TERM "$TCPDUMP"
+wait_exit "$TCPDUMP" 10 "capture written"
+# ICMPv6 143 = MLDv2 report; record types 5 ALLOW (join) and 6 BLOCK (leave), with source S.
+tshark -r "$WORK/upstream.pcap" -Y "icmpv6.type == 143" -T fields -e ipv6.src \
+    -e icmpv6.mldr.mar.record_type -e icmpv6.mldr.mar.multicast_address \
+    -e icmpv6.mldr.mar.source_address >"$WORK/mld.txt" 2>"$WORK/tshark.log" ||
+    fail "tshark cannot read the capture: $(cat "$WORK/tshark.log")"
+cat "$WORK/mld.txt"
+grep -E "(^|[[:space:],])5[[:space:],].*$GROUP.*$SOURCE_IP" "$WORK/mld.txt" >/dev/null ||
+    grep -E "$GROUP.*$SOURCE_IP" "$WORK/mld.txt" >/dev/null ||
+    fail "no MLDv2 report for ($SOURCE_IP, $GROUP) from the relay on the upstream link"
+pass "the relay sent MLDv2 reports for ($SOURCE_IP, $GROUP) upstream"
