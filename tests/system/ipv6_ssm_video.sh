@@ -2,14 +2,15 @@
 # IPv6 outside and inside: two gateways behind NAT66 reach the relay over IPv6 and receive an
 # IPv6 SSM group (ff3e::/32) from an IPv6 source (ffmpeg). Upstream is a Linux bridge with MLDv2
 # snooping (no pim6d in Debian 12). Checks: the relay sends an MLDv2 report for (S,G) upstream
-# (captured on the bridge port) and the bridge learns it; both gateways receive; gateway 1's
+# from a link-local address (captured on the bridge port) and the bridge learns it; both gateways receive; gateway 1's
 # capture decodes (ffprobe) without continuity errors; after both leave, the bridge forgets the
 # group.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topology.sh"
 
 build_topology_v6
-spawn sw tcpdump tcpdump -nni sw-rel -U -w "$WORK/upstream.pcap" icmp6
+# MLD comes after a Hop-by-Hop header, which tcpdump's "icmp6" does not look past.
+spawn sw tcpdump tcpdump -nni sw-rel -U -w "$WORK/upstream.pcap" ip6 and not udp
 TCPDUMP=$LAST_PID
 wait_for 10 "capture running" grep -q "listening on" "$WORK/tcpdump.log"
 start_video 40
@@ -41,7 +42,9 @@ tshark -r "$WORK/upstream.pcap" -Y "icmpv6.type == 143" -T fields -e ipv6.src \
     -e icmpv6.mldr.mar.source_address >"$WORK/mld.txt" 2>"$WORK/tshark.log" ||
     fail "tshark cannot read the capture: $(cat "$WORK/tshark.log")"
 cat "$WORK/mld.txt"
-grep -E "(^|[[:space:],])5[[:space:],].*$GROUP.*$SOURCE_IP" "$WORK/mld.txt" >/dev/null ||
-    grep -E "$GROUP.*$SOURCE_IP" "$WORK/mld.txt" >/dev/null ||
-    fail "no MLDv2 report for ($SOURCE_IP, $GROUP) from the relay on the upstream link"
-pass "the relay sent MLDv2 reports for ($SOURCE_IP, $GROUP) upstream"
+# Columns: source, record type, group, source address. RFC 3810 §5: reports from link-local only.
+reports() { awk -v t="$1" -v g="$GROUP" -v s="$SOURCE_IP" '$2 == t && $3 == g && $4 == s' "$WORK/mld.txt"; }
+[ -n "$(reports 5)" ] || fail "no MLDv2 ALLOW ($SOURCE_IP, $GROUP) report from the relay upstream"
+[ -n "$(reports 6)" ] || fail "no MLDv2 BLOCK ($SOURCE_IP, $GROUP) report from the relay upstream"
+awk '$1 !~ /^fe80:/ {exit 1}' "$WORK/mld.txt" || fail "MLDv2 reports not from a link-local address"
+pass "the relay sent MLDv2 ALLOW and BLOCK for ($SOURCE_IP, $GROUP) upstream, from link-local"
