@@ -19,8 +19,7 @@ pass "both gateways receive from the first relay process"
 stop_relay
 pass "relay stopped"
 # Its leave reaches pimd, and nothing reaches the gateways while it is down.
-wait_for 20 "FRR prunes the (S,G)" bash -c \
-    "! vtysh --vty_socket $WORK/frr -c 'show ip igmp sources' 2>/dev/null | grep -q $SOURCE_IP"
+wait_pruned 20
 sleep 1
 down1=$(gateway_packets 1)
 down2=$(gateway_packets 2)
@@ -35,5 +34,5 @@ wait_for 60 "gateway 2 receives from the new relay" gateway_receives 2 "$down2"
 pass "both gateways recovered by themselves"
 wait_gateway_flowing 1 10 "gateway 1's stream keeps flowing"
 wait_gateway_flowing 2 10 "gateway 2's stream keeps flowing"
-vtysh_rtr "show ip igmp sources" | grep -q "$SOURCE_IP" || fail "the new relay did not join upstream"
+rtr_shows "show ip igmp sources" "$SOURCE_IP" || fail "the new relay did not join upstream"
 pass "streams resumed; the new relay joined upstream again"

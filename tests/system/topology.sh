@@ -43,6 +43,11 @@ C
 }
 
 vtysh_rtr() { vtysh --vty_socket "$WORK/frr" -c "$1" 2>/dev/null; }
+# rtr_shows COMMAND PATTERN: pimd's answer to a show COMMAND matches PATTERN; rtr_lacks: it does not.
+rtr_shows() { vtysh_rtr "$1" | grep -q "$2"; }
+rtr_lacks() { ! rtr_shows "$@"; }
+# Waits until pimd has no IGMPv3 source state for SOURCE_IP left (the relay left; pruned).
+wait_pruned() { wait_for "$1" "FRR prunes the (S,G)" rtr_lacks "show ip igmp sources" "$SOURCE_IP"; }
 
 # The relay's addresses and knobs come from variables so the IPv4 and IPv6 topologies (and tests
 # that need short timers or extra [relay] keys) share one configuration.
@@ -191,6 +196,19 @@ no_tunnel_data() { [ "$(tunnel_capture_status "$@")" -eq 124 ]; }
 
 # wait_exit PID SECONDS WHAT: waits for a process to end by itself.
 wait_exit() { wait_for "$2" "$3" bash -c "! kill -0 $1 2>/dev/null"; }
+
+# check_capture N: gateway N counted no MPEG-TS continuity errors and ffprobe finds the video in
+# its capture ($WORK/gwN.ts).
+check_capture() {
+    local n=$1
+    # ", 0 TS": "10 TS continuity errors" must not pass.
+    grep -q ", 0 TS continuity errors" "$WORK/gateway$n.log" ||
+        fail "gateway $n: $(tail -n2 "$WORK/gateway$n.log" | head -n1)"
+    ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "$WORK/gw$n.ts" \
+        >"$WORK/ffprobe$n.log" 2>&1
+    grep -q mpeg2video "$WORK/ffprobe$n.log" ||
+        fail "ffprobe does not find the video in gateway $n's capture"
+}
 
 # The IPv6 topology (IPv6 outside and inside). Debian's FRR has no pim6d, so the upstream is a
 # Linux bridge with MLDv2 snooping and its own querier (test-topology.md): it forwards the
