@@ -9,8 +9,8 @@
 //
 // A joined session whose refresh Request goes unanswered (the relay restarted, died or moved)
 // retransmits it with backoff capped at QQIC, keeping its membership meanwhile; after the retries
-// a discovered relay is given up and discovery starts again (RFC 7450 §5.2.3.4.1); a configured
-// relay (--relay) is asked again every QQIC for as long as it takes.
+// a discovered relay is given up and discovery starts again, as in the requesting state (RFC 7450
+// §5.2.3.5.3); a configured relay (--relay) is asked again at least every QQIC until it answers.
 #pragma once
 
 #include <chrono>

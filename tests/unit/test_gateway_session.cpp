@@ -197,7 +197,7 @@ TEST(GatewaySession, RejoinsARestartedRelay) {
     EXPECT_EQ(loop.engine->memberships().endpoint_count(), 1u);
 }
 
-// A discovered relay that stops answering is given up for a new discovery (RFC 7450 §5.2.3.4.1).
+// A discovered relay that stops answering is given up for a new discovery (RFC 7450 §5.2.3.5.3).
 TEST(GatewaySession, RediscoversWhenADiscoveredRelayStopsAnswering) {
     Loop loop(ssm_channel());
     loop.config.query_interval = std::chrono::seconds(10);
