@@ -72,6 +72,13 @@ ControlSocket::ControlSocket(const std::string& path, std::optional<gid_t> group
         }
         unlink(path.c_str());  // left by a relay that did not stop cleanly
     }
+    // Outside systemd (RuntimeDirectory=) the default /run/amtrelayd may not exist yet.
+    if (const size_t slash = path.rfind('/'); slash != std::string::npos && slash > 0) {
+        const std::string dir = path.substr(0, slash);
+        if (mkdir(dir.c_str(), 0750) == 0 && group) {
+            if (chown(dir.c_str(), static_cast<uid_t>(-1), *group) != 0) fail("chown " + dir);
+        }
+    }
     listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (listen_fd_ < 0) fail("control socket");
     // Never a moment with wider permissions than 0660.

@@ -4,6 +4,23 @@
 
 namespace amt {
 
+IpAddress mld_report_source(const std::vector<IpAddress>& upstream_addresses,
+                            const std::array<uint8_t, 6>& port_mac) {
+    for (const IpAddress& a : upstream_addresses) {
+        if (a.is_v6() && a.is_link_local_unicast()) return a;
+    }
+    uint8_t ll[16] = {0xfe, 0x80};
+    ll[8] = port_mac[0] ^ 0x02;  // the universal/local bit inverted
+    ll[9] = port_mac[1];
+    ll[10] = port_mac[2];
+    ll[11] = 0xff;
+    ll[12] = 0xfe;
+    ll[13] = port_mac[3];
+    ll[14] = port_mac[4];
+    ll[15] = port_mac[5];
+    return IpAddress::v6_from_bytes(ll);
+}
+
 UpstreamProxy::UpstreamProxy(const UpstreamConfig& config, UpstreamSink& sink)
     : config_(config), sink_(sink) {
     if (!config_.source_v6.is_v6()) {

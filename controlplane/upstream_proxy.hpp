@@ -5,7 +5,9 @@
 // §5.1) and current-state reports in answer to the routers' queries. Sans-I/O like the engine.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <random>
 #include <set>
@@ -17,6 +19,13 @@
 #include "controlplane/membership_db.hpp"
 
 namespace amt {
+
+// The MLD reports' source. RFC 3810 §5: MLDv2 messages MUST come from a link-local address (or
+// ::), and routers discard reports from any other (§5.2.13). So a configured fe80::/10 upstream
+// address if there is one, else the port MAC's modified EUI-64 link-local address (RFC 4291
+// App. A); a global upstream address is for ND only, never the reports' source.
+IpAddress mld_report_source(const std::vector<IpAddress>& upstream_addresses,
+                            const std::array<uint8_t, 6>& port_mac);
 
 struct UpstreamConfig {
     IpAddress source_v4 = IpAddress::v4(0);  // IGMP reports' source (0.0.0.0 is allowed)

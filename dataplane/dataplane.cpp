@@ -111,8 +111,11 @@ Dataplane::Dataplane(const DataplaneConfig& config)
                          .upstream_mac = upstream_port().mac(),
                          .exception_port = exception_id};
     for (const IpAddress& a : config.upstream_addresses) {
-        (a.is_v4() ? control.upstream.source_v4 : control.upstream.source_v6) = a;
+        if (a.is_v4()) control.upstream.source_v4 = a;
     }
+    // Not a global upstream address: routers drop MLD reports that are not from link-local.
+    control.upstream.source_v6 =
+        mld_report_source(config.upstream_addresses, upstream_port().mac());
     control.upstream.robustness = config.engine.robustness;
     control_ = std::make_unique<ControlThread>(control, config.engine, secrets_, *flows_,
                                                control_ring_->get(), tunnels, next_hops_,

@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -383,12 +385,26 @@ int main(int argc, char** argv) {
         close(t.fd);
     }
     uint64_t packets = 0;
-    for (const Tunnel& t : tunnels)
+    // Load tests need to know that every emulated gateway got every channel, not just a total.
+    size_t complete = 0;
+    uint64_t fewest = UINT64_MAX;
+    for (const Tunnel& t : tunnels) {
         packets += t.session->data_packets();
+        const auto& per_channel = t.session->channel_packets();
+        complete +=
+            std::all_of(per_channel.begin(), per_channel.end(), [](uint64_t n) { return n > 0; });
+        for (const uint64_t n : per_channel)
+            fewest = std::min(fewest, n);
+    }
     if (!quiet) std::fprintf(stderr, "\n");
     std::fprintf(
         stderr, "amtgw: %llu packets received, %llu delivered, %llu TS continuity errors\n",
         static_cast<unsigned long long>(packets), static_cast<unsigned long long>(delivered),
         static_cast<unsigned long long>(continuity.errors()));
+    std::fprintf(stderr,
+                 "amtgw: %zu/%zu tunnels received on all %zu channels (fewest packets on one "
+                 "tunnel's channel: %llu)\n",
+                 complete, tunnels.size(), config.channels.size(),
+                 static_cast<unsigned long long>(fewest));
     return 0;
 }

@@ -26,7 +26,10 @@ std::string_view to_string(SessionState s) {
 }
 
 GatewaySession::GatewaySession(const SessionConfig& config, std::function<uint32_t()> random)
-    : config_(config), random_(std::move(random)), relay_(config.relay) {
+    : config_(config),
+      random_(std::move(random)),
+      relay_(config.relay),
+      channel_packets_(config.channels.size(), 0) {
     for (const Family f : {Family::ipv4, Family::ipv6}) {
         if (!channels_of(f).empty()) handshakes_.push_back({f});
     }
@@ -52,9 +55,10 @@ void GatewaySession::start(GwTime now) {
     }
 }
 
-// Random exponential backoff in [1 s, min(2^n s, 120 s)] (checklist §7).
-void GatewaySession::schedule_retry(GwTime now) {
-    const int64_t max_s = std::min<int64_t>(int64_t{1} << std::min(retries_, 7), 120);
+// Random exponential backoff in [1 s, min(2^n s, cap)] (checklist §7).
+void GatewaySession::schedule_retry(GwTime now, int64_t cap_s) {
+    const int64_t max_s =
+        std::max<int64_t>(1, std::min<int64_t>(int64_t{1} << std::min(retries_, 7), cap_s));
     const int64_t span_ms = (max_s - 1) * 1000;
     const int64_t delay_ms = 1000 + (span_ms > 0 ? random_() % (span_ms + 1) : 0);
     next_action_ = now + std::chrono::milliseconds(delay_ms);
@@ -70,16 +74,17 @@ void GatewaySession::send_discovery(GwTime now) {
     schedule_retry(now);
 }
 
-void GatewaySession::send_requests(GwTime now) {
+void GatewaySession::send_requests(GwTime now, int64_t backoff_cap_s) {
     if (state_ != SessionState::joined) state_ = SessionState::requesting;
     for (FamilyHandshake& h : handshakes_) {
         h.nonce = random_();  // a new nonce every cycle (RFC 7450 §5.2.3.5.6)
+        h.answered = false;
         std::vector<uint8_t> msg(request_size);
         build_request(msg, {.nonce = h.nonce,
                             .flags = h.family == Family::ipv6 ? request_p_flag : uint8_t{0}});
         send(relay_endpoint(), std::move(msg));
     }
-    schedule_retry(now);
+    schedule_retry(now, backoff_cap_s);
 }
 
 void GatewaySession::send_update(FamilyHandshake& h, RecordType type) {
@@ -153,12 +158,14 @@ void GatewaySession::on_datagram(const UdpEndpoint& from, ByteView payload, GwTi
         qqic_ = gq.qqic == 0 ? 125 : gq.qqic;
         l_flag_ = q.l_flag;
         ++queries_;
+        h->answered = true;
         send_update(*h, RecordType::mode_is_include);
         const bool all = std::all_of(handshakes_.begin(), handshakes_.end(),
-                                     [](const auto& x) { return x.mac.has_value(); });
+                                     [](const auto& x) { return x.answered; });
         if (all) {
             state_ = SessionState::joined;
             retries_ = 0;
+            awaiting_query_ = false;
             next_action_ = now + std::chrono::seconds(qqic_);
         }
         return;
@@ -172,11 +179,13 @@ void GatewaySession::on_datagram(const UdpEndpoint& from, ByteView payload, GwTi
                                  : IpAddress::v6_from_bytes(d.packet.data() + 8);
         const IpAddress dst = v4 ? IpAddress::v4_from_bytes(d.packet.data() + 16)
                                  : IpAddress::v6_from_bytes(d.packet.data() + 24);
-        const bool wanted =
-            std::any_of(config_.channels.begin(), config_.channels.end(), [&](const Channel& c) {
+        const auto wanted =
+            std::find_if(config_.channels.begin(), config_.channels.end(), [&](const Channel& c) {
                 return c.group == dst && (c.source.is_unspecified() || c.source == src);
             });
-        if (!wanted) return;  // never hand on what we did not ask for (RFC 7450 §5.2.3.3)
+        // Never hand on what we did not ask for (RFC 7450 §5.2.3.3).
+        if (wanted == config_.channels.end()) return;
+        ++channel_packets_[static_cast<size_t>(wanted - config_.channels.begin())];
         ++data_packets_;
         data_bytes_ += d.packet.size();
         if (on_data) on_data(d.packet);
@@ -199,19 +208,44 @@ void GatewaySession::advance(GwTime now) {
             }
             return;
         case SessionState::joined:
-            // A new cycle: fresh nonces; the Query's answer refreshes the membership.
-            send_requests(now);
-            next_action_ = now + std::chrono::seconds(qqic_);
+            refresh_or_recover(now);
             return;
         case SessionState::stopped:
             return;
     }
 }
 
+void GatewaySession::refresh_or_recover(GwTime now) {
+    if (!awaiting_query_) {
+        // A new cycle: fresh nonces; the Query's answer refreshes the membership. The first
+        // retransmission follows in 1 s if no Query comes.
+        retries_ = 0;
+        awaiting_query_ = true;
+        send_requests(now);
+        return;
+    }
+    // The last Request went unanswered. The relay still has our membership until its timeout,
+    // so keep the state (and any data still arriving) while retrying.
+    if (retries_ > max_request_retries && !config_.relay) {
+        // Give the relay up and find one again (it may have gone away for good).
+        retries_ = 0;
+        awaiting_query_ = false;
+        relay_.reset();
+        for (FamilyHandshake& h : handshakes_) {
+            h = FamilyHandshake{h.family};
+        }
+        send_discovery(now);
+        return;
+    }
+    // Never wait longer than a refresh period between Requests: a restarted relay should get
+    // us back within one QQIC, not after a 120 s backoff.
+    send_requests(now, qqic_);
+}
+
 void GatewaySession::stop(GwTime now) {
     (void)now;
     for (FamilyHandshake& h : handshakes_) {
-        if (h.mac) send_update(h, RecordType::block_old_sources);
+        if (h.mac && relay_) send_update(h, RecordType::block_old_sources);
     }
     state_ = SessionState::stopped;
 }

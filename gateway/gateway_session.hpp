@@ -6,6 +6,11 @@
 //   Request/Query/Update)
 //        ▲                                                  │
 //        └──────────── no Query after retries ◄─────────────┘
+//
+// A joined session whose refresh Request goes unanswered (the relay restarted, died or moved)
+// retransmits it with backoff capped at QQIC, keeping its membership meanwhile; after the retries
+// a discovered relay is given up and discovery starts again, as in the requesting state (RFC 7450
+// §5.2.3.5.3); a configured relay (--relay) is asked again at least every QQIC until it answers.
 #pragma once
 
 #include <chrono>
@@ -66,6 +71,8 @@ class GatewaySession {
     uint64_t data_packets() const { return data_packets_; }
     uint64_t data_bytes() const { return data_bytes_; }
     uint64_t queries() const { return queries_; }
+    // Data packets per configured channel, in SessionConfig::channels order.
+    const std::vector<uint64_t>& channel_packets() const { return channel_packets_; }
 
   private:
     struct FamilyHandshake {
@@ -75,14 +82,16 @@ class GatewaySession {
         uint32_t mac_nonce = 0;                   // the nonce that Query echoed (goes with the MAC)
         std::optional<UdpEndpoint> gateway_seen;  // G fields of the last Query
         bool reported = false;                    // the first report (ALLOW) was sent
+        bool answered = false;                    // a Query answered this cycle's Request
     };
 
     void send(const UdpEndpoint& to, std::vector<uint8_t> payload);
     void send_discovery(GwTime now);
-    void send_requests(GwTime now);
+    void send_requests(GwTime now, int64_t backoff_cap_s = 120);
     void send_update(FamilyHandshake& h, RecordType type);
     void send_teardown(const FamilyHandshake& h, const UdpEndpoint& old_gateway);
-    void schedule_retry(GwTime now);
+    void schedule_retry(GwTime now, int64_t cap_s = 120);
+    void refresh_or_recover(GwTime now);
     UdpEndpoint relay_endpoint() const { return {*relay_, amt_udp_port}; }
     std::vector<Channel> channels_of(Family f) const;
 
@@ -100,6 +109,8 @@ class GatewaySession {
     uint64_t data_packets_ = 0;
     uint64_t data_bytes_ = 0;
     uint64_t queries_ = 0;
+    std::vector<uint64_t> channel_packets_;
+    bool awaiting_query_ = false;  // joined, and this cycle's Request is not answered yet
 };
 
 }  // namespace amt

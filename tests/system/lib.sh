@@ -76,20 +76,23 @@ wait_for() {
 fail() { echo "FAIL: $*"; exit 1; }
 pass() { echo "PASS: $*"; }
 
-# Sends COUNT UDP datagrams to GROUP:PORT from inside namespace N (TTL 8).
+# send_multicast N GROUPS PORT COUNT [INTERVAL]: from inside namespace N (TTL 8), COUNT rounds
+# of one UDP datagram to each of GROUPS (space-separated), INTERVAL seconds apart (0.02).
 send_multicast() {
-    local n=$1 group=$2 port=$3 count=$4
-    in_ns "$n" /usr/bin/python3 - "$group" "$port" "$count" <<'PY'
+    local n=$1 groups=$2 port=$3 count=$4 interval=${5:-0.02}
+    in_ns "$n" /usr/bin/python3 - "$groups" "$port" "$count" "$interval" <<'PY'
 import socket, sys, time
-group, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-fam = socket.AF_INET6 if ":" in group else socket.AF_INET
+groups, port, count = sys.argv[1].split(), int(sys.argv[2]), int(sys.argv[3])
+interval = float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in groups[0] else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_DGRAM)
 if fam == socket.AF_INET:
     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 8)
 else:
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 8)
 for i in range(count):
-    s.sendto(b"amt-system-test %06d" % i, (group, port))
-    time.sleep(0.02)
+    for group in groups:
+        s.sendto(b"amt-system-test %06d" % i, (group, port))
+    time.sleep(interval)
 PY
 }

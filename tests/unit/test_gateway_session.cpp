@@ -31,6 +31,9 @@ struct Loop : EngineSink {
     std::map<FlowKey, std::set<UdpEndpoint>> flows;
     Time now{std::chrono::seconds(10)};
     std::mt19937 rng{1};
+    std::unique_ptr<SecretStore> fresh_secrets;
+    size_t requests = 0;
+    size_t discoveries = 0;
 
     explicit Loop(SessionConfig sc, bool teardown = false) {
         config.relay_addresses = {relay_ip};
@@ -54,12 +57,24 @@ struct Loop : EngineSink {
         session->start(now);
         run();
     }
-    // Delivers everything in flight, both ways, until quiet.
+    // The relay goes away (what it sent is lost, nothing it is sent arrives) ...
+    void relay_down() {
+        engine.reset();
+        flows.clear();
+    }
+    // ... and comes back as a new process: no memberships, fresh secrets.
+    void relay_up() {
+        fresh_secrets = std::make_unique<SecretStore>(now);
+        engine = std::make_unique<RelayEngine>(config, *fresh_secrets, *this);
+    }
+    // Delivers everything in flight, both ways, until quiet; counts Requests sent.
     void run() {
         for (int round = 0; round < 10; ++round) {
             bool moved = false;
             for (const Outgoing& o : session->take_outgoing()) {
-                engine->handle({gateway, o.to, o.payload}, now);
+                requests += !o.payload.empty() && o.payload[0] == 3;  // Request
+                discoveries += !o.payload.empty() && o.payload[0] == 1;
+                if (engine) engine->handle({gateway, o.to, o.payload}, now);
                 moved = true;
             }
             for (auto& [from, payload] : std::exchange(to_gateway, {})) {
@@ -71,7 +86,7 @@ struct Loop : EngineSink {
     }
     void pass(std::chrono::seconds d) {
         now += d;
-        engine->advance(now);
+        if (engine) engine->advance(now);
         session->advance(now);
         run();
     }
@@ -134,6 +149,69 @@ TEST(GatewaySession, DeliversOnlyWhatItJoined) {
     loop.session->on_datagram({*IpAddress::parse("192.0.2.99"), amt_udp_port},
                               std::vector<uint8_t>{6, 0}, loop.now);
     EXPECT_EQ(delivered, 1u);
+    EXPECT_EQ(loop.session->channel_packets(), std::vector<uint64_t>{1});
+}
+
+TEST(GatewaySession, CountsDataPerChannel) {
+    SessionConfig c;
+    c.relay = relay_ip;
+    const IpAddress g2 = *IpAddress::parse("232.1.1.2");
+    c.channels = {{S, G}, {S, g2}, {IpAddress::v4(0), *IpAddress::parse("239.1.1.1")}};
+    Loop loop(c);
+    loop.start();
+    auto data = [&](const IpAddress& group) {
+        std::vector<uint8_t> inner(28 + 10), msg(2 + inner.size());
+        build_udp_datagram(inner, {S, 5000}, {group, 5000}, std::vector<uint8_t>(10, 1));
+        build_multicast_data(msg, inner);
+        loop.session->on_datagram({relay_ip, amt_udp_port}, msg, loop.now);
+    };
+    data(g2);
+    data(g2);
+    data(*IpAddress::parse("239.1.1.1"));
+    EXPECT_EQ(loop.session->channel_packets(), (std::vector<uint64_t>{0, 2, 1}));
+    EXPECT_EQ(loop.session->data_packets(), 3u);
+}
+
+// The relay restarts while the gateway is joined: the refresh Request goes unanswered, so the
+// gateway retransmits (more often than every QQIC, never less often) and joins the new relay
+// process by itself.
+TEST(GatewaySession, RejoinsARestartedRelay) {
+    Loop loop(direct_to_relay());
+    loop.config.query_interval = std::chrono::seconds(20);
+    loop.relay_up();
+    loop.start();
+    ASSERT_TRUE(loop.receives());
+    EXPECT_EQ(loop.session->qqic(), 20);
+    loop.relay_down();
+    const size_t before = loop.requests;
+    for (int s = 0; s < 60; ++s)
+        loop.pass(std::chrono::seconds(1));
+    // At 20 s the refresh, then 1 s later the first retransmission, then backoff capped at 20 s.
+    EXPECT_GE(loop.requests - before, 4u) << "retransmits an unanswered refresh";
+    EXPECT_LE(loop.requests - before, 20u) << "with backoff";
+    EXPECT_EQ(loop.session->state(), SessionState::joined) << "a configured relay is kept";
+    loop.relay_up();
+    for (int s = 0; s < 21 && !loop.receives(); ++s)
+        loop.pass(std::chrono::seconds(1));
+    EXPECT_TRUE(loop.receives()) << "joined the new relay within one QQIC";
+    EXPECT_EQ(loop.engine->memberships().endpoint_count(), 1u);
+}
+
+// A discovered relay that stops answering is given up for a new discovery (RFC 7450 §5.2.3.5.3).
+TEST(GatewaySession, RediscoversWhenADiscoveredRelayStopsAnswering) {
+    Loop loop(ssm_channel());
+    loop.config.query_interval = std::chrono::seconds(10);
+    loop.relay_up();
+    loop.start();
+    ASSERT_EQ(loop.session->state(), SessionState::joined);
+    const size_t discoveries = loop.discoveries;
+    loop.relay_down();
+    for (int s = 0; s < 120 && loop.discoveries == discoveries; ++s)
+        loop.pass(std::chrono::seconds(1));
+    EXPECT_GT(loop.discoveries, discoveries) << "discovery started again";
+    EXPECT_EQ(loop.session->state(), SessionState::discovering);
+    loop.session->stop(loop.now);  // no relay to leave: nothing to send, no crash
+    EXPECT_TRUE(loop.session->take_outgoing().empty());
 }
 
 TEST(GatewaySession, LeaveOnStopEndsTheStreamAtOnce) {

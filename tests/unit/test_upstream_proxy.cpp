@@ -394,6 +394,19 @@ void expect_max_response(Family f, int version, uint16_t code, Time max) {
 // ---------------------------------------------------------------------------------------------
 // State-change reports.
 
+TEST(UpstreamProxy, MldReportsComeFromALinkLocalAddress) {
+    const std::array<uint8_t, 6> mac = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+    const IpAddress global = *IpAddress::parse("2001:db8:10::3");
+    const IpAddress ll = *IpAddress::parse("fe80::1234");
+    // A global upstream address is never the source (RFC 3810 §5.2.13: routers discard it).
+    EXPECT_EQ(mld_report_source({IpAddress::v4(0x0a000102), global}, mac),
+              *IpAddress::parse("fe80::11:22ff:fe33:4455"))
+        << "modified EUI-64 of the port's MAC";
+    EXPECT_EQ(mld_report_source({global, ll}, mac), ll) << "a configured link-local one wins";
+    EXPECT_EQ(mld_report_source({}, {0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc}),
+              *IpAddress::parse("fe80::21b:21ff:feaa:bbcc"));
+}
+
 TEST(UpstreamProxy, SourceJoinsAndLeavesSendAllowAndBlock) {
     for (const Family f : both_families) {
         SCOPED_TRACE(family_name(f));

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Relay restart: amtrelayd is stopped (SIGTERM: it leaves upstream) and started again while two
+# gateways run. The gateways are not touched: their unanswered refresh Requests are retransmitted
+# (backoff capped at QQIC) until the new relay process answers, they handshake again with its new
+# MAC secret and their streams resume. Gateway 1 was given the relay's address; gateway 2 found
+# it by Discovery (sent to the relay's unicast address).
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/topology.sh"
+
+RELAY_QI=4
+build_topology
+start_video 80
+start_gateway 1 80 --output none
+start_gateway 2 80 --discover --output none
+wait_for 20 "gateway 1 receives" gateway_receives 1
+wait_for 20 "gateway 2 receives" gateway_receives 2
+pass "both gateways receive from the first relay process"
+
+stop_relay
+pass "relay stopped"
+# Its leave reaches pimd, and nothing reaches the gateways while it is down.
+wait_pruned 20
+sleep 1
+down1=$(gateway_packets 1)
+down2=$(gateway_packets 2)
+sleep 3
+[ "$(gateway_packets 1)" -le $((down1 + 0)) ] || fail "gateway 1 still counts packets with the relay down"
+pass "no stream while the relay is down"
+
+start_relay
+pass "relay started again"
+wait_for 60 "gateway 1 receives from the new relay" gateway_receives 1 "$down1"
+wait_for 60 "gateway 2 receives from the new relay" gateway_receives 2 "$down2"
+pass "both gateways recovered by themselves"
+wait_gateway_flowing 1 10 "gateway 1's stream keeps flowing"
+wait_gateway_flowing 2 10 "gateway 2's stream keeps flowing"
+rtr_shows "show ip igmp sources" "$SOURCE_IP" || fail "the new relay did not join upstream"
+pass "streams resumed; the new relay joined upstream again"
