@@ -184,6 +184,15 @@ iface_in_use() {
     printf '%s' "$routes" | tr '\n' ';'
 }
 
+# pci_interfaces ADDR: the kernel interfaces of a PCI function. Found from /sys/class/net because
+# some drivers put them deeper than ADDR/net (virtio: ADDR/virtio0/net/eth0).
+pci_interfaces() {
+    local n
+    for n in "$SYSFS"/class/net/*; do
+        case "$(readlink -f "$n")" in */"$1"/*) printf '%s ' "${n##*/}" ;; esac
+    done
+}
+
 bind_devices() {
     [ "${#DEVICES[@]}" -eq 0 ] && { log "no PCI devices given: nothing to bind"; return; }
     if [ -z "$DEVBIND" ]; then
@@ -209,7 +218,7 @@ bind_devices() {
             log "$addr: already bound to $DRIVER, skipping"
             continue
         fi
-        ifaces=$(ls "$SYSFS/bus/pci/devices/$addr/net" 2>/dev/null | tr '\n' ' ' || true)
+        ifaces=$(pci_interfaces "$addr")
         local refuse=0
         for iface in $ifaces; do
             if routes=$(iface_in_use "$iface"); then
