@@ -180,6 +180,11 @@ int main(int argc, char** argv) {
     app.add_option("--control-socket", control_socket,
                    "override control.socket (a path; \"\" disables)");
     app.set_version_flag("--version", "amtrelayd " AMT_VERSION);
+    app.footer(
+        "Every configuration key, with its default, is in README.md (Configuration reference);\n"
+        "examples in deploy/examples. Signals: SIGTERM/SIGINT stop gracefully (stop answering,\n"
+        "stop data, leave upstream); SIGHUP reloads limits, timers, flags and the log level.\n"
+        "Operate a running relay with amtctl (status, tunnels, groups, drain, log-level, secret).");
     CLI11_PARSE(app, argc, argv);
 
     RelayConfig config;
