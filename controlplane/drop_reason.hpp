@@ -1,5 +1,6 @@
 // Why the protocol engine ignored a message or a record. AMT has no error messages, so every
-// silent drop is counted under one of these names (amt_drops_total{reason="..."}); malformed
+// silent drop is counted under one of these names
+// (amt_dropped_packets_total{stage="protocol", reason="..."}); malformed
 // input is counted under the codec's ParseError names instead.
 #pragma once
 

@@ -23,7 +23,7 @@ namespace amt {
     X(control_ring_full)     /* Update/Teardown dropped: the control thread is behind */       \
     X(amt_bad_type)          /* AMT type the relay does not accept on this path */             \
     X(amt_malformed_udp)     /* AMT control datagram with bad IP/UDP lengths or checksum */    \
-    X(exception_unavailable) /* exception path not configured or full */                       \
+    X(exception_unavailable) /* for the kernel, but no ports.exception (full: tx_full) */      \
     X(unknown_ethertype)
 
 enum class DataplaneDrop : uint8_t { AMT_DATAPLANE_DROPS(AMT_ENUM_VALUE) count_ };

@@ -235,6 +235,7 @@ int main(int argc, char** argv) {
         DropSummary drops;
         auto last_summary = std::chrono::steady_clock::now();
         auto last_socket_poll = last_summary;
+        auto last_load_sample = last_summary;
         ControlThread& control = dp.control();
         while (!stop_requested.load()) {
             const auto now = std::chrono::steady_clock::now();
@@ -248,6 +249,10 @@ int main(int argc, char** argv) {
                 });
                 relay_control.reap_hooks();
                 last_socket_poll = now;
+            }
+            if (now - last_load_sample >= std::chrono::seconds(1)) {
+                metrics->sample_worker_load();
+                last_load_sample = now;
             }
             if (reload_requested.exchange(false)) reload(config_path, dp, relay_control);
             if (now - last_summary >= std::chrono::seconds(config.drop_log_interval_seconds)) {

@@ -129,7 +129,22 @@ RelayMetrics::RelayMetrics(Dataplane& dp)
     : dp_(dp),
       start_time_(std::chrono::duration<double>(
                       std::chrono::system_clock::now().time_since_epoch())
-                      .count()) {}
+                      .count()),
+      last_cycles_(dp.worker_count()),
+      busy_ratio_(std::make_unique<std::atomic<double>[]>(dp.worker_count())) {}
+
+void RelayMetrics::sample_worker_load() {
+    for (size_t w = 0; w < dp_.worker_count(); ++w) {
+        const WorkerCounters& c = dp_.worker(w).counters();
+        const uint64_t b = c.busy_cycles.value(), i = c.idle_cycles.value();
+        const uint64_t db = b - last_cycles_[w].first, di = i - last_cycles_[w].second;
+        if (db + di != 0) {
+            busy_ratio_[w].store(static_cast<double>(db) / static_cast<double>(db + di),
+                                 std::memory_order_relaxed);
+        }
+        last_cycles_[w] = {b, i};
+    }
+}
 
 void RelayMetrics::collect_ports(std::vector<MetricFamily>& out) const {
     struct Field {
@@ -179,7 +194,8 @@ void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
                                "Time each worker spent polling empty queues", MetricType::Counter);
     MetricFamily ratio =
         family("amt_worker_busy_ratio",
-               "Share of each worker's time spent on packets since the previous scrape (0..1)",
+               "Share of each worker's time spent in polls that received packets, over the last "
+               "second (0..1)",
                MetricType::Gauge);
     MetricFamily replicas = family("amt_replicas_total",
                                    "AMT Data packets (replicas) handed to the NIC, per worker",
@@ -191,18 +207,12 @@ void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
         family("amt_multicast_packets_total",
                "Native multicast packets that matched a flow and were replicated, per worker",
                MetricType::Counter);
-    std::lock_guard lock(ratio_mutex_);
-    last_cycles_.resize(dp_.worker_count());
     for (size_t w = 0; w < dp_.worker_count(); ++w) {
         const WorkerCounters& c = dp_.worker(w).counters();
         const Labels labels = {{"worker", std::to_string(w)}};
-        const uint64_t b = c.busy_cycles.value(), i = c.idle_cycles.value();
-        add(busy, static_cast<double>(b) / hz, labels);
-        add(idle, static_cast<double>(i) / hz, labels);
-        const uint64_t db = b - last_cycles_[w].first, di = i - last_cycles_[w].second;
-        add(ratio, db + di == 0 ? 0.0 : static_cast<double>(db) / static_cast<double>(db + di),
-            labels);
-        last_cycles_[w] = {b, i};
+        add(busy, static_cast<double>(c.busy_cycles.value()) / hz, labels);
+        add(idle, static_cast<double>(c.idle_cycles.value()) / hz, labels);
+        add(ratio, busy_ratio_[w].load(std::memory_order_relaxed), labels);
         add(replicas, static_cast<double>(c.replicas.value()), labels);
         add(replica_bytes, static_cast<double>(c.replica_bytes.value()), labels);
         add(multicast_in, static_cast<double>(c.multicast_in.value()), labels);

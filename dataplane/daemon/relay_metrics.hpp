@@ -10,7 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -37,6 +37,10 @@ class RelayMetrics : public prometheus::Collectable {
     explicit RelayMetrics(Dataplane& dp);
     std::vector<prometheus::MetricFamily> Collect() const override;
 
+    // Each worker's busy share since the previous call: call once a second from the control
+    // loop, so amt_worker_busy_ratio covers a fixed window whoever scrapes and how often.
+    void sample_worker_load();
+
     // More families from pieces that exist only in some modes (the XDP program's counters).
     void add_source(std::function<void(std::vector<prometheus::MetricFamily>&)> source) {
         sources_.push_back(std::move(source));
@@ -51,9 +55,8 @@ class RelayMetrics : public prometheus::Collectable {
     Dataplane& dp_;
     double start_time_;
     std::vector<std::function<void(std::vector<prometheus::MetricFamily>&)>> sources_;
-    // Busy and idle cycles at the previous scrape, for the busy ratio over the scrape interval.
-    mutable std::mutex ratio_mutex_;
-    mutable std::vector<std::pair<uint64_t, uint64_t>> last_cycles_;
+    std::vector<std::pair<uint64_t, uint64_t>> last_cycles_;  // busy, idle at the last sample
+    std::unique_ptr<std::atomic<double>[]> busy_ratio_;
 };
 
 }  // namespace amt
