@@ -39,6 +39,8 @@ flow_table_size = 1024
 [af_xdp]
 interface = "r0"
 xdp_mode = "generic"
+[control]
+socket = "${WORK}/control.sock"
 T
 
 xdp_prog_on_r0() { in_ns relay ip -d link show r0 | grep -o "prog/xdp id [0-9]* name [a-z_]*"; }
@@ -87,6 +89,10 @@ copies=$(grep -ao "amt-system-test [0-9]*" "$WORK/stream.bin" | wc -l)
 [ "$copies" -eq "$received" ] || fail "$copies datagrams for $received distinct ones: duplicates"
 [ "$received" -eq 50 ] || fail "gateway delivered $received of 50 datagrams"
 pass "50 of 50 multicast datagrams delivered through AF_XDP"
+xdp_steered=$(in_ns relay curl -sf http://127.0.0.1:9850/metrics |
+    awk '$1 == "amt_xdp_packets_total{class=\"multicast\",verdict=\"steered\"}" {print int($2)}')
+[ "${xdp_steered:-0}" -eq 50 ] || fail "amt_xdp_packets_total{multicast, steered} = ${xdp_steered:-none}, 50 sent"
+pass "the XDP program's counters are exported: 50 multicast steered"
 
 # A router's IGMPv3 general query must reach the relay (its upstream proxy answers).
 in_ns gw /usr/bin/python3 - <<'PY2'
