@@ -1,5 +1,6 @@
 // amtctl: the operator's CLI for a running amtrelayd, over its control socket (JSON lines).
-// Human tables by default, the relay's JSON answer with --json.
+// Human tables by default, the relay's JSON answer with --json. Exit codes: 0 done, 1 the relay
+// refused the command, 2 usage error, 3 the relay cannot be reached or did not answer.
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -31,6 +32,11 @@ json ask(const std::string& path, const json& request) {
     std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
     const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw Failure{3, std::string("socket: ") + std::strerror(errno)};
+    // A relay that does not answer within 10 s (stuck, or its client slots taken) is an error,
+    // not a hang: scripts and monitoring call this.
+    const timeval timeout{.tv_sec = 10, .tv_usec = 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
     if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
         const int e = errno;
         close(fd);
@@ -47,6 +53,11 @@ json ask(const std::string& path, const json& request) {
     char buf[65536];
     while (answer.find('\n') == std::string::npos) {
         const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            close(fd);
+            throw Failure{3, "no answer from the relay within 10 s (" + path + ")"};
+        }
         if (n <= 0) break;
         answer.append(buf, static_cast<size_t>(n));
     }
@@ -115,11 +126,13 @@ void print_tunnels(const json& r) {
 
 void print_groups(const json& r) {
     std::vector<std::vector<std::string>> rows;
-    for (const json& g : r) {
+    for (const json& g : r["groups"]) {
         rows.push_back({g["source"].get<std::string>(), g["group"].get<std::string>(),
                         text(g["tunnels"]), text(g["joined_upstream"])});
     }
     print_table({"SOURCE", "GROUP", "TUNNELS", "JOINED UPSTREAM"}, rows);
+    const size_t total = r["total"].get<size_t>();
+    if (total > rows.size()) std::printf("(%zu of %zu shown; --limit N)\n", rows.size(), total);
 }
 
 }  // namespace
@@ -148,9 +161,10 @@ int main(int argc, char** argv) {
         request = {{"command", "tunnels"}, {"limit", limit}};
         if (!group.empty()) request["group"] = group;
     });
-    app.add_subcommand("groups", "(S,G) and (*,G) flows: tunnels and upstream join")->callback([&] {
-        request = {{"command", "groups"}};
-    });
+    auto* groups = app.add_subcommand("groups", "(S,G) and (*,G) flows: tunnels and upstream join");
+    size_t group_limit = 1000;
+    groups->add_option("-n,--limit", group_limit, "at most N flows")->capture_default_str();
+    groups->callback([&] { request = {{"command", "groups"}, {"limit", group_limit}}; });
     auto* drain = app.add_subcommand(
         "drain", "on: Queries carry the L flag (new gateways go elsewhere; joined ones stay)");
     std::string state;
@@ -166,7 +180,12 @@ int main(int argc, char** argv) {
     secret->require_subcommand(1);
     secret->add_subcommand("rotate", "a new secret now (the previous one stays valid 2×QI)")
         ->callback([&] { request = {{"command", "secret-rotate"}}; });
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version exit 0; any usage error exits 2, as documented.
+        return app.exit(e) == 0 ? 0 : 2;
+    }
 
     try {
         const json answer = ask(socket_path, request);

@@ -31,9 +31,12 @@ sockaddr_un unix_address(const std::string& path) {
 
 // True when something accepts connections on `path` (another relay is running).
 bool socket_in_use(const sockaddr_un& a) {
-    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return false;
-    const bool live = connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) == 0;
+    // Non-blocking: a relay whose backlog is full is busy, not gone (EAGAIN), and must not
+    // make this one hang at start-up.
+    const int rc = connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a));
+    const bool live = rc == 0 || errno == EAGAIN;
     close(fd);
     return live;
 }
@@ -110,11 +113,11 @@ ControlSocket::~ControlSocket() {
     }
 }
 
-void ControlSocket::accept_clients() {
+void ControlSocket::accept_clients(Clock::time_point now) {
     while (clients_.size() < max_clients) {
         const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
-        clients_.push_back({fd, {}, {}, false});
+        clients_.push_back({.fd = fd, .last_activity = now});
     }
 }
 
@@ -127,39 +130,47 @@ bool ControlSocket::flush(Client& c) {
     return true;
 }
 
-// Reads what is there and queues an answer to every complete line.
+// Reads what is there (never more than one request's worth beyond a complete line) and answers
+// up to requests_per_poll lines. A client that does not read its answers is not read from:
+// nothing it sends can make the relay buffer without bound or keep the control thread busy.
 size_t ControlSocket::serve(Client& c, const Handler& handler) {
+    if (!c.out.empty() || c.closing) return 0;
     char buf[4096];
-    size_t served = 0;
-    for (;;) {
+    while (c.in.find('\n') == std::string::npos && c.in.size() <= max_request_bytes) {
         const ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
         if (n == 0) {
-            c.peer_closed = true;  // answer what it sent, then close
+            c.closing = true;  // answer what it sent, then close
             break;
         }
         if (n < 0) break;
         c.in.append(buf, static_cast<size_t>(n));
     }
-    for (size_t end; (end = c.in.find('\n')) != std::string::npos;) {
+    size_t served = 0;
+    for (size_t end; served < requests_per_poll && (end = c.in.find('\n')) != std::string::npos;) {
+        if (end > max_request_bytes) break;
         c.out += answer_request(c.in.substr(0, end), handler);
         c.in.erase(0, end + 1);
         ++served;
     }
-    if (c.in.size() > max_request_bytes) {
+    if (c.in.find('\n') > max_request_bytes && c.in.size() > max_request_bytes) {
         c.out += R"({"ok":false,"error":"request longer than 64 KiB"})"
                  "\n";
-        c.in.clear();
+        c.closing = true;  // the rest of that line would be read as requests
     }
     return served;
 }
 
 size_t ControlSocket::poll(const Handler& handler) {
-    accept_clients();
+    const Clock::time_point now = Clock::now();
+    accept_clients(now);
     size_t served = 0;
     for (Client& c : clients_) {
-        if (c.fd < 0) continue;
-        served += serve(c, handler);
-        if (!flush(c) || (c.peer_closed && c.out.empty())) {
+        const size_t n = serve(c, handler);
+        if (n > 0) c.last_activity = now;
+        served += n;
+        const bool healthy = flush(c);
+        // Idle clients go, so that 16 forgotten connections cannot lock the operator out.
+        if (!healthy || (c.closing && c.out.empty()) || now - c.last_activity > idle_timeout) {
             close(c.fd);
             c.fd = -1;
         }

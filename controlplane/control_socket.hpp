@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -22,6 +23,8 @@ class ControlSocket {
     using Handler = std::function<nlohmann::ordered_json(const nlohmann::ordered_json& request)>;
     static constexpr size_t max_clients = 16;
     static constexpr size_t max_request_bytes = 64 * 1024;
+    static constexpr size_t requests_per_poll = 8;  // per client: the control thread stays free
+    static constexpr std::chrono::seconds idle_timeout{30};
 
     // Binds `path` (a stale socket left by a crashed run is replaced; a live one is an error),
     // then gives it to `group` with mode 0660. Throws std::runtime_error naming the path and fix.
@@ -35,13 +38,15 @@ class ControlSocket {
     const std::string& path() const { return path_; }
 
   private:
+    using Clock = std::chrono::steady_clock;
     struct Client {
-        int fd;
+        int fd = -1;
         std::string in;
         std::string out;
-        bool peer_closed;
+        bool closing = false;  // the peer closed, or sent garbage: close once `out` is sent
+        Clock::time_point last_activity;
     };
-    void accept_clients();
+    void accept_clients(Clock::time_point now);
     size_t serve(Client& c, const Handler& handler);
     static bool flush(Client& c);
 

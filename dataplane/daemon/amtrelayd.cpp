@@ -98,9 +98,9 @@ void reload(const std::string& path, Dataplane& dp, RelayControl& control) {
     }
 }
 
-// The Prometheus exporter; null when metrics.listen is "".
-std::unique_ptr<prometheus::Exposer> start_metrics(const OperationsConfig& ops,
-                                                  const std::shared_ptr<RelayMetrics>& metrics) {
+// The Prometheus exporter; null when metrics.listen is "". Started before the EAL so that its
+// HTTP threads are not pinned to the main lcore's CPU.
+std::unique_ptr<prometheus::Exposer> start_exposer(const OperationsConfig& ops) {
     if (ops.metrics_listen.empty()) return nullptr;
     std::unique_ptr<prometheus::Exposer> exposer;
     try {
@@ -110,10 +110,28 @@ std::unique_ptr<prometheus::Exposer> start_metrics(const OperationsConfig& ops,
                                  "\": cannot listen (" + e.what() +
                                  "): is the port in use or the address not local?");
     }
-    exposer->RegisterCollectable(metrics);
     spdlog::info("metrics: http://{}/metrics", ops.metrics_listen);
     return exposer;
 }
+
+// Registers the relay's metrics with the exporter for as long as it lives. Unregistering waits
+// for a scrape in progress, so no scrape reads the Dataplane while it is torn down.
+class MetricsRegistration {
+  public:
+    MetricsRegistration(prometheus::Exposer* exposer, std::shared_ptr<RelayMetrics> metrics)
+        : exposer_(exposer), metrics_(std::move(metrics)) {
+        if (exposer_) exposer_->RegisterCollectable(metrics_);
+    }
+    ~MetricsRegistration() {
+        if (exposer_) exposer_->RemoveCollectable(metrics_);
+    }
+    MetricsRegistration(const MetricsRegistration&) = delete;
+    MetricsRegistration& operator=(const MetricsRegistration&) = delete;
+
+  private:
+    prometheus::Exposer* exposer_;
+    std::shared_ptr<RelayMetrics> metrics_;
+};
 
 std::unique_ptr<ControlSocket> open_control_socket(const OperationsConfig& ops) {
     if (ops.control_socket.empty()) return nullptr;
@@ -212,6 +230,10 @@ int main(int argc, char** argv) {
 
     install_signal_handlers();
     try {
+        // The control socket first: a second relay started by mistake stops here ("in use")
+        // before it touches the first one's XDP program or ports.
+        const auto control_socket = open_control_socket(config.operations);
+        const auto exposer = start_exposer(config.operations);
         const std::unique_ptr<XdpSteering> xdp = prepare_af_xdp(config);  // outlives the EAL
         Eal eal(config.eal_args);
         Dataplane dp(config.dataplane);
@@ -226,8 +248,7 @@ int main(int argc, char** argv) {
                 out.push_back(xdp_family(steering.counters()));
             });
         }
-        const auto exposer = start_metrics(config.operations, metrics);
-        const auto control_socket = open_control_socket(config.operations);
+        const MetricsRegistration registration(exposer.get(), metrics);
         RelayControl relay_control(dp, config.operations);
         dp.start_workers();
         spdlog::info("relay running (pid {})", getpid());

@@ -1,17 +1,17 @@
 #include "dataplane/daemon/relay_control.hpp"
 
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 #include "dataplane/daemon/relay_metrics.hpp"
-
-extern char** environ;
 
 namespace amt {
 
@@ -41,6 +41,19 @@ uint64_t sum_workers(Dataplane& dp, Fn&& field) {
     return v;
 }
 
+// "limit": how many entries a listing returns; answers stay small enough for the control thread
+// to build between polls.
+size_t list_limit(const json& request) {
+    if (!request.contains("limit")) return RelayControl::default_list_limit;
+    const json& v = request["limit"];
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
+        v.get<uint64_t>() > RelayControl::max_list_limit) {
+        throw std::invalid_argument("limit must be an integer 0.." +
+                                    std::to_string(RelayControl::max_list_limit));
+    }
+    return v.get<size_t>();
+}
+
 }  // namespace
 
 RelayControl::RelayControl(Dataplane& dp, const OperationsConfig& ops)
@@ -50,7 +63,7 @@ json RelayControl::handle(const json& request, Time now) {
     const std::string command = request.at("command").get<std::string>();
     if (command == "status") return status(now);
     if (command == "tunnels") return tunnels(request, now);
-    if (command == "groups") return groups();
+    if (command == "groups") return groups(request);
     if (command == "drain") return drain(request);
     if (command == "log-level") return log_level(request);
     if (command == "secret-rotate") return rotate_secret(now);
@@ -102,7 +115,7 @@ json RelayControl::tunnels(const json& request, Time now) {
         if (!group || !group->is_multicast())
             throw std::invalid_argument("group \"" + text + "\" is not a multicast address");
     }
-    const size_t limit = request.value("limit", default_tunnel_limit);
+    const size_t limit = list_limit(request);
     json list = json::array();
     size_t matched = 0;
     const MembershipDb& db = dp_.control().engine().memberships();
@@ -126,7 +139,8 @@ json RelayControl::tunnels(const json& request, Time now) {
     return {{"total", matched}, {"tunnels", std::move(list)}};
 }
 
-json RelayControl::groups() {
+json RelayControl::groups(const json& request) {
+    const size_t limit = list_limit(request);
     ControlThread& control = dp_.control();
     std::vector<std::pair<FlowKey, size_t>> flows;
     control.publisher().for_each_flow(
@@ -135,12 +149,13 @@ json RelayControl::groups() {
               [](const auto& a, const auto& b) { return a.first < b.first; });
     json list = json::array();
     for (const auto& [key, members] : flows) {
+        if (list.size() == limit) break;
         list.push_back({{"source", flow_source(key)},
                         {"group", key.group.to_string()},
                         {"tunnels", members},
                         {"joined_upstream", control.upstream().joined(key)}});
     }
-    return list;
+    return {{"total", flows.size()}, {"groups", std::move(list)}};
 }
 
 json RelayControl::drain(const json& request) {
@@ -181,10 +196,21 @@ json RelayControl::rotate_secret(Time now) {
 }
 
 void RelayControl::run_hook(const std::string& command, const char* what) {
-    pid_t pid = 0;
-    const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
-    if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) {
-        spdlog::error("{}: cannot start /bin/sh -c '{}'", what, command);
+    // fork + exec rather than posix_spawn: the child must not keep the relay's descriptors
+    // (hugepage memfds, sockets) nor its pinning to the main lcore's CPU.
+    const pid_t pid = fork();
+    if (pid == 0) {
+        cpu_set_t all;
+        CPU_ZERO(&all);
+        for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+            CPU_SET(cpu, &all);
+        sched_setaffinity(0, sizeof(all), &all);  // the kernel keeps the online ones
+        closefrom(3);
+        execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    if (pid < 0) {
+        spdlog::error("{}: cannot start /bin/sh -c '{}': {}", what, command, std::strerror(errno));
         return;
     }
     spdlog::info("{}: started '{}' (pid {})", what, command, pid);

@@ -2,7 +2,7 @@
 // owns the engine, so they read and change its state directly:
 //   status                          one screen of the relay's state
 //   tunnels [group] [limit]         gateway endpoints with their groups and expiry
-//   groups                          (S,G) / (*,G) flows with member counts and upstream state
+//   groups [limit]                  (S,G) / (*,G) flows with member counts and upstream state
 //   drain {state: on|off}           the L flag in every Query, plus the configured hook command
 //   log-level {level}               spdlog's level
 //   secret-rotate                   a new MAC secret now (the previous stays valid 2×QI)
@@ -21,7 +21,8 @@ namespace amt {
 
 class RelayControl {
   public:
-    static constexpr size_t default_tunnel_limit = 1000;
+    static constexpr size_t default_list_limit = 1000;
+    static constexpr size_t max_list_limit = 100'000;
 
     RelayControl(Dataplane& dp, const OperationsConfig& ops);
 
@@ -34,7 +35,7 @@ class RelayControl {
   private:
     nlohmann::ordered_json status(Time now);
     nlohmann::ordered_json tunnels(const nlohmann::ordered_json& request, Time now);
-    nlohmann::ordered_json groups();
+    nlohmann::ordered_json groups(const nlohmann::ordered_json& request);
     nlohmann::ordered_json drain(const nlohmann::ordered_json& request);
     nlohmann::ordered_json log_level(const nlohmann::ordered_json& request);
     nlohmann::ordered_json rotate_secret(Time now);

@@ -156,7 +156,9 @@ TEST(Operations, StatusTunnelsAndGroups) {
     EXPECT_EQ(limited["total"], 2);
     EXPECT_EQ(limited["tunnels"].size(), 1u);
 
-    const json groups = control.handle({{"command", "groups"}}, relay.now());
+    const json answer = control.handle({{"command", "groups"}}, relay.now());
+    EXPECT_EQ(answer["total"], 2);
+    const json& groups = answer["groups"];
     ASSERT_EQ(groups.size(), 2u);
     EXPECT_EQ(groups[0]["source"], "*");
     EXPECT_EQ(groups[0]["group"], "239.1.2.3");
@@ -165,6 +167,13 @@ TEST(Operations, StatusTunnelsAndGroups) {
 
     EXPECT_THROW(control.handle({{"command", "tunnels"}, {"group", "10.0.0.1"}}, relay.now()),
                  std::invalid_argument);
+    EXPECT_EQ(control.handle({{"command", "groups"}, {"limit", 1}}, relay.now())["groups"].size(),
+              1u);
+    for (const json& bad : {json(-1), json(1e30), json("abc"), json(1'000'000)}) {
+        EXPECT_THROW(control.handle({{"command", "tunnels"}, {"limit", bad}}, relay.now()),
+                     std::invalid_argument)
+            << bad;
+    }
     EXPECT_THROW(control.handle({{"command", "reboot"}}, relay.now()), std::invalid_argument);
 }
 

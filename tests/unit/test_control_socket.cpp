@@ -104,6 +104,28 @@ TEST(ControlSocket, OverlongRequestIsRefused) {
     close(fd);
 }
 
+TEST(ControlSocket, ClientThatDoesNotReadStopsBeingServed) {
+    const std::string path = temp_path("noread");
+    ControlSocket server(path, std::nullopt);
+    const int fd = connect_to(path);
+    std::string burst;
+    for (int i = 0; i < 200000; ++i)
+        burst += "{\"command\":\"status\"}\n";
+    size_t sent = 0, served = 0, idle_polls = 0;
+    // Write what the socket takes, never read: once the answers fill the socket buffers the
+    // server must stop reading and answering (no unbounded buffer, no busy control thread).
+    while (idle_polls < 100) {
+        const ssize_t n = send(fd, burst.data() + sent, burst.size() - sent, MSG_DONTWAIT);
+        if (n > 0) sent += static_cast<size_t>(n);
+        const size_t now = server.poll(echo);
+        EXPECT_LE(now, ControlSocket::requests_per_poll);
+        served += now;
+        idle_polls = now == 0 ? idle_polls + 1 : 0;
+    }
+    EXPECT_LT(served, 200000u) << "every request answered although the client reads nothing";
+    close(fd);
+}
+
 TEST(ControlSocket, OnlyOwnerAndGroupMayConnect) {
     const std::string path = temp_path("mode");
     ControlSocket server(path, getgid());
