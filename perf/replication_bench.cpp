@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "bench_port.hpp"
 #include "bench_result.hpp"
 #include "common/packet_headers.hpp"
 #include "dataplane/dataplane.hpp"
@@ -21,27 +22,6 @@ namespace amt::bench {
 namespace {
 
 constexpr unsigned burst = 32;
-
-struct BenchPort {
-    rte_ring* rx;
-    rte_ring* tx;
-    uint16_t id;
-    std::string name;
-};
-
-BenchPort make_port(const std::string& name) {
-    BenchPort p;
-    p.rx = rte_ring_create((name + "_rx").c_str(), 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    p.tx = rte_ring_create((name + "_tx").c_str(), 65536, 0, RING_F_SC_DEQ);
-    rte_ring* tx[2] = {p.tx, p.tx};  // worker queue + control queue
-    const int id = rte_eth_from_rings(name.c_str(), &p.rx, 1, tx, 2, 0);
-    if (id < 0 || p.rx == nullptr || p.tx == nullptr) throw std::runtime_error("bench port");
-    p.id = static_cast<uint16_t>(id);
-    char dev[RTE_ETH_NAME_MAX_LEN];
-    rte_eth_dev_get_name_by_port(p.id, dev);
-    p.name = dev;
-    return p;
-}
 
 std::vector<uint8_t> multicast_template(Family outer_inner, size_t payload) {
     const bool v4 = outer_inner == Family::ipv4;
@@ -84,7 +64,7 @@ size_t drain(rte_ring* tx) {
 void bench_replication(double seconds, const std::vector<size_t>& fanouts,
                        const std::vector<size_t>& payloads, std::vector<Result>& out) {
     static int instance = 0;
-    BenchPort port = make_port("bench" + std::to_string(instance++));
+    BenchPort port = make_bench_port("bench" + std::to_string(instance++));
     rte_mempool* input =
         rte_pktmbuf_pool_create("bench_input", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     DataplaneConfig config;
