@@ -205,6 +205,7 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         engine.handle({gw, relay, ByteView(buf, n)}, now);
     }
     const Time load_end = now_ns();
+    const size_t heap_unpublished = heap_bytes();
     control.poll_once(load_end);  // the first publish: every flow at once
     dp->flows().reclaim();
     const Time publish_end = now_ns();
@@ -219,6 +220,8 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     if (spec.memory) {
         const double heap = static_cast<double>(heap1 - heap0);
         out.push_back({"scale", name("heap: engine + publisher + gateway sets"), heap / 1e6, "MB"});
+        out.push_back({"scale", name("  of which the published gateway sets"),
+                       static_cast<double>(heap1 - heap_unpublished) / 1e6, "MB"});
         out.push_back(
             {"scale", name("heap per endpoint"), heap / static_cast<double>(loaded), "B"});
         out.push_back({"scale", name("RSS growth during load"),
@@ -294,19 +297,25 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
                 }
                 ++replicas;
                 const uint32_t dst = load_be32(f + ethernet_header_size + 16);
-                uint64_t s;
-                const void* p = rte_pktmbuf_read(m, outer_v4 + inner_payload, 8, &s);
-                std::memcpy(&s, p, 8);
+                // The stream packet's sequence number, read only where it is needed.
+                auto sequence = [m] {
+                    uint64_t v;
+                    const void* p = rte_pktmbuf_read(m, outer_v4 + inner_payload, 8, &v);
+                    std::memcpy(&v, p, 8);
+                    return v;
+                };
                 if (dst - steady_base < hot_members) {
                     ++witness_rx[dst - steady_base];
-                    if (dst == steady_base && s < inject_time.size())
-                        transit.push_back(to_ms(t - inject_time[s]));
+                    if (dst == steady_base) {
+                        const uint64_t s = sequence();
+                        if (s < inject_time.size()) transit.push_back(to_ms(t - inject_time[s]));
+                    }
                 } else if (dst - churn_base < pool_size) {
                     ChurnGateway& g = churn[dst - churn_base];
                     if (g.state == GwState::joined) {
                         first_replica.push_back(to_ms(t - g.accepted));
                         g.state = GwState::receiving;
-                    } else if (g.state == GwState::removed && s >= g.removed_from_seq) {
+                    } else if (g.state == GwState::removed && sequence() >= g.removed_from_seq) {
                         ++after_removal;
                     } else if (g.state == GwState::fresh) {
                         ++strays;
@@ -346,19 +355,8 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     const auto pkt_gap = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / spec.stream_pps));
     const auto op_gap = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / spec.churn_rate));
     Time next_pkt = start, next_op = start;
-    for (Time t = start; t < end; t = now_ns()) {
-        for (int budget = 256; next_op <= t && budget > 0; --budget) {
-            const bool can_leave =
-                !joined.empty() && churn[joined.front()].accepted + spec.lifetime <= t;
-            const bool can_join = next_fresh < pool_size;
-            if (can_join && (join_turn || !can_leave)) {
-                change(true, t);
-            } else if (can_leave) {
-                change(false, t);
-            }
-            join_turn = !join_turn;
-            next_op += op_gap;
-        }
+    // Queues the stream packets due by `t` on the port's RX ring.
+    auto inject = [&](Time t) {
         rte_mbuf* burst[32];
         unsigned k = 0;
         while (next_pkt <= t && k < 32) {
@@ -386,14 +384,38 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
             ++not_injected;
         }
         if (queued < k) rte_pktmbuf_free_bulk(burst + queued, k - queued);
+    };
+
+    for (Time t = start; t < end; t = now_ns()) {
+        for (int budget = 256; next_op <= t && budget > 0; --budget) {
+            const bool can_leave =
+                !joined.empty() && churn[joined.front()].accepted + spec.lifetime <= t;
+            const bool can_join = next_fresh < pool_size;
+            if (can_join && (join_turn || !can_leave)) {
+                change(true, t);
+            } else if (can_leave) {
+                change(false, t);
+            }
+            join_turn = !join_turn;
+            next_op += op_gap;
+        }
+        inject(t);
         step_control();
         drain();
     }
     const Time churn_end = now_ns();
-    // Let the worker finish what is queued, then account for everything it sent.
-    for (Time t = churn_end;
-         t < churn_end + std::chrono::milliseconds(200) &&
-         (rte_ring_count(port.rx) > 0 || t < churn_end + std::chrono::milliseconds(5));
+    // The stream goes on (without churn) until the last joins have seen a few packets of their
+    // channel; then the worker finishes what is queued and everything it sent is accounted.
+    const Time tail = std::max<Time>(std::chrono::milliseconds(5), 3 * pkt_gap * spec.hot_channels);
+    for (Time t = churn_end; t < churn_end + tail; t = now_ns()) {
+        inject(t);
+        step_control();
+        drain();
+    }
+    const Time stream_end = now_ns();
+    for (Time t = stream_end;
+         t < stream_end + std::chrono::milliseconds(200) &&
+         (rte_ring_count(port.rx) > 0 || t < stream_end + std::chrono::milliseconds(2));
          t = now_ns()) {
         step_control();
         drain();
@@ -434,6 +456,10 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
                        wc.dropped[static_cast<size_t>(DataplaneDrop::tx_full)].value() +
                        wc.dropped[static_cast<size_t>(DataplaneDrop::mbuf_exhausted)].value()),
                    "count"});
+    const double busy = static_cast<double>(wc.busy_cycles.value());
+    const double idle = static_cast<double>(wc.idle_cycles.value());
+    out.push_back({"scale", name("worker busy (loops that received packets)"),
+                   busy + idle > 0 ? busy / (busy + idle) : 0, "ratio"});
     out.push_back({"scale", name("publish batches"), static_cast<double>(batches) / secs, "/s"});
     out.push_back({"scale", name("publish time p50"), quantile(publish_time, 0.5), "ms"});
     out.push_back({"scale", name("publish time p99"), quantile(publish_time, 0.99), "ms"});
