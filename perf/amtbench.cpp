@@ -30,6 +30,10 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"handshake", "replication", "scale"}));
     app.add_option("--fanout", fanouts, "replication fan-outs");
     app.add_option("--payload", payloads, "replication UDP payload sizes (octets)");
+    std::vector<std::string> families = {"4in4", "6in6"};
+    app.add_option("--family", families,
+                   "replication: inner multicast in outer (gateway) family: 4in4 6in6 4in6 6in4")
+        ->check(CLI::IsMember({"4in4", "6in6", "4in6", "6in4"}));
     ScaleOptions scale;
     app.add_option("--endpoints", scale.endpoints, "scale: endpoints loaded, one (S,G) each");
     app.add_option("--channels", scale.channels, "scale: (S,G) channels they spread over");
@@ -60,7 +64,7 @@ int main(int argc, char** argv) {
         if (s == "handshake") bench_handshake(seconds, results);
         if (s == "replication") {
             need_eal();
-            bench_replication(seconds, fanouts, payloads, results);
+            bench_replication(seconds, fanouts, payloads, families, results);
         }
         if (s == "scale") {
             need_eal();
