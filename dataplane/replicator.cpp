@@ -1,5 +1,8 @@
 #include "dataplane/replicator.hpp"
 
+#include <algorithm>
+#include <span>
+
 namespace amt {
 
 rte_mbuf* Replicator::chained_replica(rte_mbuf* pkt, const InnerPacket& inner,
@@ -34,29 +37,46 @@ ReplicationResult Replicator::replicate(rte_mbuf* pkt, const InnerPacket& inner,
                                         const GatewaySet& set, TxQueue& tx) {
     ReplicationResult r;
     const bool chain = policy_.chaining && inner.length > policy_.copy_threshold;
-    // One reference per possible replica up front: a TX flush inside the loop may free earlier
-    // replicas, and the shared original must outlive them all.
-    if (chain && set.size() > 0) rte_pktmbuf_refcnt_update(pkt, static_cast<int16_t>(set.size()));
-    uint32_t unused = 0;
-    for (const TunnelHeader& t : set) {
-        if (inner.length > t.tunnel_mtu()) {
-            ++r.too_big;
-            if (r.smallest_mtu == 0 || t.tunnel_mtu() < r.smallest_mtu)
-                r.smallest_mtu = t.tunnel_mtu();
-            ++unused;
-            continue;
+    // An mbuf's reference count is 16 bits: a fan-out beyond it (a channel with more than
+    // 65,535 gateways) chains each further slice of replicas to a fresh copy of the packet, one
+    // copy per `refs_per_original` replicas.
+    constexpr uint32_t refs_per_original = 16384;
+    for (uint32_t start = 0; start < set.size(); start += refs_per_original) {
+        const uint32_t n = std::min(set.size() - start, refs_per_original);
+        rte_mbuf* original = pkt;
+        if (chain && start > 0) {
+            original = rte_pktmbuf_copy(pkt, copy_pool_, 0, UINT32_MAX);
+            if (original == nullptr) {
+                counters_.drop(DataplaneDrop::mbuf_exhausted, set.size() - start);
+                break;
+            }
         }
-        rte_mbuf* m = chain ? chained_replica(pkt, inner, t) : copied_replica(pkt, inner, t);
-        if (m == nullptr) {
-            counters_.drop(DataplaneDrop::mbuf_exhausted);
-            ++unused;
-            continue;
+        // One reference per possible replica up front: a TX flush inside the loop may free
+        // earlier replicas, and the shared original must outlive them all.
+        if (chain) rte_pktmbuf_refcnt_update(original, static_cast<int16_t>(n));
+        uint32_t unused = 0;
+        for (const TunnelHeader& t : std::span(set.begin() + start, n)) {
+            if (inner.length > t.tunnel_mtu()) {
+                ++r.too_big;
+                if (r.smallest_mtu == 0 || t.tunnel_mtu() < r.smallest_mtu)
+                    r.smallest_mtu = t.tunnel_mtu();
+                ++unused;
+                continue;
+            }
+            rte_mbuf* m =
+                chain ? chained_replica(original, inner, t) : copied_replica(pkt, inner, t);
+            if (m == nullptr) {
+                counters_.drop(DataplaneDrop::mbuf_exhausted);
+                ++unused;
+                continue;
+            }
+            counters_.replica_bytes.add(m->pkt_len);
+            tx.send(m);
+            ++r.sent;
         }
-        counters_.replica_bytes.add(m->pkt_len);
-        tx.send(m);
-        ++r.sent;
+        if (chain && unused > 0) rte_pktmbuf_refcnt_update(original, -static_cast<int16_t>(unused));
+        if (original != pkt) rte_pktmbuf_free(original);  // the copy's own reference
     }
-    if (chain && unused > 0) rte_pktmbuf_refcnt_update(pkt, -static_cast<int16_t>(unused));
     rte_pktmbuf_free(pkt);  // the worker's own reference
     counters_.replicas.add(r.sent);
     if (r.too_big > 0) counters_.drop(DataplaneDrop::too_big, r.too_big);

@@ -1,0 +1,68 @@
+#!/usr/bin/python3
+"""Runs an amtbench command several times and prints each figure's median and spread as a
+Markdown table (the form BENCHMARKS.md uses):
+
+    perf/bench_median.py -n 3 -- build/perf/amtbench --section handshake
+
+--json is added to the command. Spread is (max - min) / median, in percent; the raw runs are
+kept with --raw FILE (JSON lines) for later inspection."""
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", "--runs", type=int, default=3)
+    p.add_argument("--raw", help="append every run's JSON to this file")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- amtbench ARGS...")
+    args = p.parse_args()
+    cmd = [c for c in args.command if c != "--"]
+    if not cmd:
+        p.error("give the amtbench command after --")
+    runs = []
+    for i in range(args.runs):
+        load = os.getloadavg()[0]
+        out = subprocess.run(cmd + ["--json"], check=True, capture_output=True, text=True).stdout
+        doc = json.loads(out)
+        doc["loadavg_1min_before"] = load
+        runs.append(doc)
+        if args.raw:
+            with open(args.raw, "a") as f:
+                f.write(json.dumps(doc) + "\n")
+        print(f"run {i + 1}/{args.runs} done (1-min load average before: {load:.2f})",
+              file=sys.stderr)
+    order, values, units = [], {}, {}
+    for doc in runs:
+        for r in doc["results"]:
+            key = (r["section"], r["name"])
+            if key not in values:
+                order.append(key)
+                values[key] = []
+                units[key] = r["unit"]
+            if r["value"] is not None and math.isfinite(r["value"]):
+                values[key].append(r["value"])
+    print(f"`{' '.join(cmd)}` — {args.runs} runs, load average before each: "
+          + ", ".join(f"{d['loadavg_1min_before']:.2f}" for d in runs))
+    print()
+    print("| section | figure | median | min – max | spread | unit |")
+    print("|---|---|---:|---:|---:|---|")
+    for key in order:
+        v = values[key]
+        if not v:
+            print(f"| {key[0]} | {key[1]} | – | – | – | {units[key]} |")
+            continue
+        med = statistics.median(v)
+        spread = (max(v) - min(v)) / med * 100 if med else 0.0
+        print(f"| {key[0]} | {key[1]} | {med:.4g} | {min(v):.4g} – {max(v):.4g} | "
+              f"{spread:.0f} % | {units[key]} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
