@@ -45,13 +45,21 @@ def main() -> int:
     p.add_argument("--min-idle", type=float, default=0.0,
                    help="before each run, wait until this %% of the CPUs is idle (2 s sample)")
     p.add_argument("--max-wait", type=float, default=120.0, help="seconds to wait at most")
+    p.add_argument("--from", dest="sources", nargs="+",
+                   help="summarise the runs saved with --raw in these files instead of running")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- amtbench ARGS...")
     args = p.parse_args()
     cmd = [c for c in args.command if c != "--"]
-    if not cmd:
-        p.error("give the amtbench command after --")
     runs = []
-    for i in range(args.runs):
+    if args.sources:
+        for path in args.sources:
+            with open(path) as f:
+                runs += [json.loads(line) for line in f if line.strip()]
+        cmd = runs[0]["command"].split() if runs else cmd
+        args.runs = len(runs)
+    elif not cmd:
+        p.error("give the amtbench command after --")
+    for i in range(0 if args.sources else args.runs):
         idle = wait_for_quiet(args.min_idle, args.max_wait) if args.min_idle > 0 else \
             idle_percent()
         load = os.getloadavg()[0]
