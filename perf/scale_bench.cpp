@@ -346,8 +346,7 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         unpublished_leaves.clear();
     };
 
-    const Worker& worker = dp->worker(0);
-    const WorkerCounters& wc = const_cast<Worker&>(worker).counters();
+    const WorkerCounters& wc = dp->worker(0).counters();
     dp->start_workers();
     const Time start = now_ns();
     const Time end =
