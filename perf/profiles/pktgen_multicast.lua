@@ -10,14 +10,14 @@ package.path = package.path .. ";?.lua;test/?.lua;app/?.lua;"
 require "Pktgen"
 
 local port = "0"
-local GROUPS = 1000            -- ≤ 254 * 256: the group's third and fourth octets vary
+local GROUPS = 1000            -- ≤ 65535: only the group's last two octets vary
 local PKT_SIZE = 1358          -- frame without FCS: 14 + 20 + 8 + 1316 (seven MPEG-TS packets)
 local RATE = 10                -- percent of line rate (10 % of 100GbE ≈ 0.9 Mpps at 1358 B)
 local SOURCE = "198.51.100.1"
 local SRC_MAC = "02:00:00:00:00:01"
 
 local last = GROUPS - 1
-local third, fourth = 0 + (1 + last) // 256, (1 + last) % 256
+local third, fourth = math.floor((1 + last) / 256), (1 + last) % 256
 local last_group = string.format("232.1.%d.%d", third, fourth)
 local last_mac = string.format("01:00:5e:01:%02x:%02x", third, fourth)
 
