@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "controlplane/membership_db.hpp"
+#include "dataplane/endpoint_positions.hpp"
 #include "dataplane/flow_table.hpp"
 #include "dataplane/gateway_set.hpp"
 #include "dataplane/next_hops.hpp"
@@ -50,7 +51,7 @@ class FlowPublisher {
   private:
     struct Members {
         std::vector<TunnelHeader> tunnels;
-        std::unordered_map<EndpointId, uint32_t> position;  // endpoint → index in tunnels
+        EndpointPositions position;  // endpoint → index in tunnels
     };
 
     FlowTable& table_;
