@@ -22,10 +22,10 @@ void FlowPublisher::apply(const FlowEdit& edit) {
             return;
         case FlowOp::add_tunnel: {
             Members& m = flows_[edit.key];
-            if (m.position.count(edit.endpoint) != 0) return;
+            if (m.position.find(edit.endpoint)) return;
             const MacAddress next_hop =
                 next_hops_.of(edit.tunnel.ip.family()).mac().value_or(MacAddress{});
-            m.position[edit.endpoint] = static_cast<uint32_t>(m.tunnels.size());
+            m.position.set(edit.endpoint, static_cast<uint32_t>(m.tunnels.size()));
             m.tunnels.push_back(make_tunnel_header(edit.relay, edit.tunnel, defaults_.src_mac,
                                                    next_hop, defaults_.ttl, defaults_.pmtu,
                                                    edit.endpoint));
@@ -35,14 +35,14 @@ void FlowPublisher::apply(const FlowEdit& edit) {
             const auto f = flows_.find(edit.key);
             if (f == flows_.end()) return;
             Members& m = f->second;
-            const auto p = m.position.find(edit.endpoint);
-            if (p == m.position.end()) return;
+            const std::optional<uint32_t> p = m.position.find(edit.endpoint);
+            if (!p) return;
             // Swap-remove keeps removal O(1); the order of tunnels in a set carries no meaning.
-            const uint32_t i = p->second;
-            m.position.erase(p);
+            const uint32_t i = *p;
+            m.position.erase(edit.endpoint);
             if (i + 1 != m.tunnels.size()) {
                 m.tunnels[i] = m.tunnels.back();
-                m.position[m.tunnels[i].endpoint_id] = i;
+                m.position.set(m.tunnels[i].endpoint_id, i);
             }
             m.tunnels.pop_back();
             return;

@@ -11,6 +11,7 @@
 
 #include "controlplane/latency_histogram.hpp"
 #include "controlplane/membership_db.hpp"
+#include "dataplane/endpoint_positions.hpp"
 #include "dataplane/flow_table.hpp"
 #include "dataplane/gateway_set.hpp"
 #include "dataplane/next_hops.hpp"
@@ -59,7 +60,7 @@ class FlowPublisher {
   private:
     struct Members {
         std::vector<TunnelHeader> tunnels;
-        std::unordered_map<EndpointId, uint32_t> position;  // endpoint → index in tunnels
+        EndpointPositions position;  // endpoint → index in tunnels
     };
 
     FlowTable& table_;

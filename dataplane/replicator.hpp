@@ -49,7 +49,11 @@ class Replicator {
                                 TxQueue& tx);
 
   private:
+    static constexpr uint32_t header_bulk = 32;
+
     rte_mbuf* chained_replica(rte_mbuf* pkt, const InnerPacket& inner, const TunnelHeader& t);
+    rte_mbuf* chain_header(rte_mbuf* hdr, rte_mbuf* pkt, const InnerPacket& inner,
+                           const TunnelHeader& t);
     rte_mbuf* copied_replica(rte_mbuf* pkt, const InnerPacket& inner, const TunnelHeader& t);
 
     rte_mempool* header_pool_;

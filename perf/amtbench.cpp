@@ -4,7 +4,10 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,21 +27,48 @@ int main(int argc, char** argv) {
     app.add_option("--seconds", seconds, "measuring time per figure")->check(CLI::PositiveNumber);
     app.add_flag("--json", json, "print JSON instead of a table");
     app.add_option("--section", sections, "sections to run")
-        ->check(CLI::IsMember({"handshake", "replication"}));
+        ->check(CLI::IsMember({"handshake", "replication", "scale"}));
     app.add_option("--fanout", fanouts, "replication fan-outs");
     app.add_option("--payload", payloads, "replication UDP payload sizes (octets)");
+    std::vector<std::string> families = {"4in4", "6in6"};
+    app.add_option("--family", families,
+                   "replication: inner multicast in outer (gateway) family: 4in4 6in6 4in6 6in4")
+        ->check(CLI::IsMember({"4in4", "6in6", "4in6", "6in4"}));
+    ScaleOptions scale;
+    app.add_option("--endpoints", scale.endpoints, "scale: endpoints loaded, one (S,G) each");
+    app.add_option("--channels", scale.channels, "scale: (S,G) channels they spread over");
+    app.add_option("--hot-channels", scale.hot_channels, "scale: channels streamed and churned");
+    app.add_option("--stream-pps", scale.stream_pps, "scale: stream packets per second")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--churn-rate", scale.churn_rate, "scale: membership changes per second")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--churn-seconds", scale.churn_seconds, "scale: churn duration")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--big-flow", scale.big_flow, "scale: members of the one-flow run (0: skip)");
     CLI11_PARSE(app, argc, argv);
 
     std::string command;
     for (int i = 0; i < argc; ++i)
         command += (i ? " " : "") + std::string(argv[i]);
     std::vector<Result> results;
+    // One EAL for the process; a second lcore (when there is a second CPU) runs the scale
+    // section's worker, so that it does not share a CPU with the control loop.
+    std::unique_ptr<Eal> eal;
+    auto need_eal = [&] {
+        if (eal) return;
+        eal = std::make_unique<Eal>(std::vector<std::string>{
+            "--no-huge", "-m", "1024", "--no-shconf", "--no-pci", "-l",
+            sysconf(_SC_NPROCESSORS_ONLN) > 1 ? "0-1" : "0", "--log-level=*:error"});
+    };
     for (const std::string& s : sections) {
         if (s == "handshake") bench_handshake(seconds, results);
         if (s == "replication") {
-            static Eal eal({"--no-huge", "-m", "1024", "--no-shconf", "--no-pci", "-l", "0",
-                            "--log-level=*:error"});
-            bench_replication(seconds, fanouts, payloads, results);
+            need_eal();
+            bench_replication(seconds, fanouts, payloads, families, results);
+        }
+        if (s == "scale") {
+            need_eal();
+            bench_scale(scale, results);
         }
     }
 

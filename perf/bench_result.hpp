@@ -37,8 +37,23 @@ double rate(double seconds, size_t per_call, Body&& body) {
     return static_cast<double>(ops) / elapsed;
 }
 
+struct ScaleOptions {
+    size_t endpoints = 1'000'000;  // steady endpoints, one (S,G) each
+    size_t channels = 1000;        // (S,G) channels they spread over
+    size_t hot_channels = 8;       // channels with the stream and the churn
+    double stream_pps = 16000;
+    double churn_rate = 100'000;  // membership changes per second
+    double churn_seconds = 3;
+    double lifetime_ms = 10;   // a churn gateway leaves this long after joining
+    size_t big_flow = 10'000;  // steady members of the one-big-flow run; 0 skips it
+    size_t payload = 1316;
+};
+
 void bench_handshake(double seconds, std::vector<Result>& out);
+void bench_scale(const ScaleOptions& options, std::vector<Result>& out);
+// families: "4in4", "6in6", "4in6", "6in4" (inner multicast family in the gateway's family).
 void bench_replication(double seconds, const std::vector<size_t>& fanouts,
-                       const std::vector<size_t>& payloads, std::vector<Result>& out);
+                       const std::vector<size_t>& payloads,
+                       const std::vector<std::string>& families, std::vector<Result>& out);
 
 }  // namespace amt::bench
