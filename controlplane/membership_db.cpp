@@ -30,8 +30,10 @@ bool excludes(const GroupMembership* g) {
 MembershipDb::MembershipDb(MembershipSink& sink) : sink_(sink), wheel_(wheel_slots, no_endpoint) {}
 
 EndpointId MembershipDb::find(const UdpEndpoint& address) const {
-    const auto it = index_.find(address);
-    return it == index_.end() ? no_endpoint : it->second;
+    const EndpointId id = address_index_.find(std::hash<UdpEndpoint>{}(address), [&](EndpointId e) {
+        return endpoints_[e].address == address;
+    });
+    return id == IdIndex::none ? no_endpoint : id;
 }
 
 size_t MembershipDb::endpoints_from(const IpAddress& ip) const {
@@ -53,7 +55,7 @@ EndpointId MembershipDb::create(const UdpEndpoint& address, const UdpEndpoint& r
     rec.address = address;
     rec.relay = relay;
     rec.in_use = true;
-    index_.emplace(address, id);
+    address_index_.insert(id, address_hash(id), [this](EndpointId e) { return address_hash(e); });
     ++per_source_ip_[address.ip];
     if (wheel_tick_ < 0) wheel_tick_ = now.count() / tick_ns;
     timer_link(id, (now + timeout).count() / tick_ns + 1);
@@ -203,7 +205,7 @@ void MembershipDb::remove_if_empty(EndpointId e) {
 void MembershipDb::release(EndpointId e) {
     EndpointRecord& rec = endpoints_[e];
     timer_unlink(e);
-    index_.erase(rec.address);
+    address_index_.erase(e, address_hash(e), [this](EndpointId x) { return address_hash(x); });
     if (auto it = per_source_ip_.find(rec.address.ip); it != per_source_ip_.end()) {
         if (--it->second == 0) per_source_ip_.erase(it);
     }

@@ -21,6 +21,7 @@
 #include "common/ip_address.hpp"
 #include "controlplane/engine_config.hpp"
 #include "controlplane/group_membership.hpp"
+#include "controlplane/id_index.hpp"
 
 namespace amt {
 
@@ -74,7 +75,7 @@ class MembershipDb {
 
     EndpointId find(const UdpEndpoint& address) const;
     const EndpointRecord& endpoint(EndpointId id) const { return endpoints_[id]; }
-    size_t endpoint_count() const { return index_.size(); }
+    size_t endpoint_count() const { return address_index_.size(); }
     // When the endpoint expires unless refreshed (timer resolution: tick_ns).
     static Time expiry(const EndpointRecord& r) { return Time(r.expires_tick * tick_ns); }
     size_t endpoints_from(const IpAddress& ip) const;
@@ -122,11 +123,14 @@ class MembershipDb {
     void timer_unlink(EndpointId e);
     void timer_link(EndpointId e, int64_t tick);
     void release(EndpointId e);
+    size_t address_hash(EndpointId e) const {
+        return std::hash<UdpEndpoint>{}(endpoints_[e].address);
+    }
 
     MembershipSink& sink_;
     std::vector<EndpointRecord> endpoints_;
     std::vector<EndpointId> free_ids_;
-    std::unordered_map<UdpEndpoint, EndpointId> index_;
+    IdIndex address_index_;  // address → id; the address is the record's own (4 B per endpoint)
     std::unordered_map<IpAddress, uint32_t> per_source_ip_;
     std::unordered_map<IpAddress, GroupView> groups_;
     size_t flow_count_ = 0;
