@@ -162,7 +162,22 @@ uint16_t af_xdp_queues(const AfXdpConfig& config, uint16_t workers) {
         close(s);
     }
     const int usable = channels - config.start_queue;
-    if (config.queues != 0) return config.queues;  // the PMD reports a mismatch itself
+    // RSS spreads traffic over every channel; a queue without an AF_XDP socket hands the relay's
+    // packets to the kernel (counted as no_socket), which answers them with port unreachable.
+    const auto warn_uncovered = [&](int used) {
+        if (channels > config.start_queue + used) {
+            spdlog::warn(
+                "af_xdp: {} has {} queue(s) but the relay reads {} from queue {}: traffic RSS "
+                "puts on the others goes to the kernel (amt_xdp_packets_total no_socket); set "
+                "`ethtool -L {} combined {}` or af_xdp.queues",
+                config.interface, channels, used, config.start_queue, config.interface,
+                config.start_queue + used);
+        }
+    };
+    if (config.queues != 0) {  // the PMD reports a queue that does not exist itself
+        warn_uncovered(config.queues);
+        return config.queues;
+    }
     if (usable < workers) {
         throw std::runtime_error(
             "af_xdp: " + config.interface + " has " + std::to_string(channels) +
@@ -172,7 +187,9 @@ uint16_t af_xdp_queues(const AfXdpConfig& config, uint16_t workers) {
             std::to_string(workers) + "): raise them with `ethtool -L " + config.interface +
             " combined N` or lower ports.workers");
     }
-    return static_cast<uint16_t>(std::min(usable, workers + 1));
+    const int used = std::min(usable, workers + 1);
+    warn_uncovered(used);
+    return static_cast<uint16_t>(used);
 }
 
 XdpSteering::XdpSteering(const XdpSteeringSetup& setup) : setup_(setup) {
@@ -203,7 +220,16 @@ XdpSteering::XdpSteering(const XdpSteeringSetup& setup) : setup_(setup) {
         bpf_object__close(object_);
         fail("loading the XDP program " + setup_.object_path + " (libbpf's log is above)", rc);
     }
-    configure(setup_.addresses, setup_.multicast_ranges, setup_.vlan_id);
+    try {
+        configure(setup_.addresses, setup_.multicast_ranges, setup_.vlan_id);
+    } catch (...) {
+        // The destructor will not run: leave no object and no half-filled pins behind.
+        bpf_object__close(object_);
+        for (const char* name : pinned_maps) {
+            if (!setup_.pin_root.empty()) unlink((setup_.pin_root + "/" + name).c_str());
+        }
+        throw;
+    }
     if (ifindex_ != 0) {
         // NICs filter multicast the kernel did not join; the relay's groups are not the kernel's.
         if (!set_allmulti(setup_.interface, true, &allmulti_set_))

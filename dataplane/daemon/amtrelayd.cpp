@@ -56,6 +56,11 @@ void log_startup(const RelayConfig& c, Dataplane& dp) {
                  c.dataplane.port, dp.port().mtu(),
                  c.dataplane.upstream_port.empty() ? c.dataplane.port : c.dataplane.upstream_port,
                  c.dataplane.workers, c.dataplane.replication.chaining ? "on" : "off");
+    if (dp.control_shares_tx_queue()) {
+        spdlog::info(
+            "ports: one TX queue per worker, no spare: the control thread shares the last "
+            "worker's under a lock");
+    }
     spdlog::info(
         "query interval {} s, membership timeout {} s, secret rotation {} s, teardown {}, asm {}",
         e.query_interval.count(), e.membership_timeout.count(), e.secret_rotation.count(),
