@@ -38,6 +38,12 @@ inline const MacAddress relay_mac_placeholder{};
 inline const MacAddress router_mac{0x02, 0, 0, 0, 0, 0x01};   // the upstream/downstream router
 inline const MacAddress gateway_mac{0x02, 0, 0, 0, 0, 0x02};  // a gateway's next hop as seen
 
+// Gateway i's public address and port (203.0.113.i:40000+i), as the relay sees it.
+inline UdpEndpoint gw(int i) {
+    return {IpAddress::v4(0xcb007100u + static_cast<uint32_t>(i)),
+            static_cast<uint16_t>(40000 + i)};
+}
+
 // Ethernet + IPv4/IPv6 + UDP frame around `payload` (checksums valid).
 Frame udp_frame(const MacAddress& dst_mac, const MacAddress& src_mac, const UdpEndpoint& src,
                 const UdpEndpoint& dst, ByteView payload, uint8_t ttl = 64, uint8_t tos = 0);

@@ -19,10 +19,6 @@ const IpAddress ASM_G = *IpAddress::parse("239.1.2.3");
 const IpAddress S6 = *IpAddress::parse("2001:db8:5::7");
 const IpAddress G6 = *IpAddress::parse("ff3e::8000:1");
 
-UdpEndpoint gw(int i) {
-    return {IpAddress::v4(0xcb007100u + static_cast<uint32_t>(i)),
-            static_cast<uint16_t>(40000 + i)};
-}
 UdpEndpoint gw6(int i) {
     auto a = *IpAddress::parse("2001:db8:9::100");
     uint8_t raw[16];

@@ -21,10 +21,6 @@ const IpAddress G1 = *IpAddress::parse("232.1.1.1");
 const IpAddress G2 = *IpAddress::parse("232.1.1.2");
 const IpAddress ASM_G = *IpAddress::parse("239.1.2.3");
 
-UdpEndpoint gw(int i) {
-    return {IpAddress::v4(0xcb007100u + static_cast<uint32_t>(i)),
-            static_cast<uint16_t>(40000 + i)};
-}
 
 // One sample of a scrape: the family's name and the sample's labels.
 struct Scrape {

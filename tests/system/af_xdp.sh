@@ -81,13 +81,7 @@ pass "handshake through the XDP program and AF_XDP, gateway joined"
 
 send_multicast gw 232.1.1.1 5000 50
 sleep 1
-kill -INT "$GW_PID"
-wait_for 5 "gateway exit" bash -c "! kill -0 $GW_PID 2>/dev/null"
-grep -q "50 delivered" "$WORK/gateway.log" || fail "gateway summary: $(tail -n1 "$WORK/gateway.log")"
-received=$(grep -ao "amt-system-test [0-9]*" "$WORK/stream.bin" | sort -u | wc -l)
-copies=$(grep -ao "amt-system-test [0-9]*" "$WORK/stream.bin" | wc -l)
-[ "$copies" -eq "$received" ] || fail "$copies datagrams for $received distinct ones: duplicates"
-[ "$received" -eq 50 ] || fail "gateway delivered $received of 50 datagrams"
+expect_stream_delivered "$GW_PID" 50
 pass "50 of 50 multicast datagrams delivered through AF_XDP"
 xdp_steered=$(in_ns relay curl -sf http://127.0.0.1:9850/metrics |
     awk '$1 == "amt_xdp_packets_total{class=\"multicast\",verdict=\"steered\"}" {print int($2)}')

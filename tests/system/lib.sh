@@ -96,3 +96,16 @@ for i in range(count):
     time.sleep(interval)
 PY
 }
+
+# Stops gateway PID (it flushes its output file and leaves) and checks that it delivered COUNT
+# distinct send_multicast datagrams, each once, to $WORK/stream.bin ($WORK/gateway.log: its log).
+expect_stream_delivered() {
+    local pid=$1 count=$2 received copies
+    kill -INT "$pid"
+    wait_for 5 "gateway exit" bash -c "! kill -0 $pid 2>/dev/null"
+    grep -q "$count delivered" "$WORK/gateway.log" || fail "gateway summary: $(tail -n1 "$WORK/gateway.log")"
+    received=$(grep -ao "amt-system-test [0-9]*" "$WORK/stream.bin" | sort -u | wc -l)
+    copies=$(grep -ao "amt-system-test [0-9]*" "$WORK/stream.bin" | wc -l)
+    [ "$copies" -eq "$received" ] || fail "$copies datagrams for $received distinct ones: duplicates"
+    [ "$received" -eq "$count" ] || fail "gateway delivered $received of $count datagrams"
+}

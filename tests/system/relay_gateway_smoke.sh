@@ -37,14 +37,7 @@ pass "handshake done, gateway joined"
 
 send_multicast gw 232.1.1.1 5000 50
 sleep 1
-# Stop the gateway (it flushes its output file and leaves); then check what it delivered.
-kill -INT "${PIDS[1]}"
-wait_for 5 "gateway exit" bash -c "! kill -0 ${PIDS[1]} 2>/dev/null"
-grep -q "50 delivered" "$WORK/gateway.log" || fail "gateway summary: $(tail -n1 "$WORK/gateway.log")"
-received=$(grep -ao "amt-system-test [0-9]*" "$WORK/stream.bin" | sort -u | wc -l)
-copies=$(grep -ao "amt-system-test [0-9]*" "$WORK/stream.bin" | wc -l)
-[ "$copies" -eq "$received" ] || fail "$copies datagrams for $received distinct ones: duplicates"
-[ "$received" -eq 50 ] || fail "gateway delivered $received of 50 datagrams"
+expect_stream_delivered "${PIDS[1]}" 50
 for i in 000000 000025 000049; do
     grep -q "amt-system-test $i" "$WORK/stream.bin" || fail "datagram $i missing or corrupted"
 done
