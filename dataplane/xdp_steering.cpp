@@ -7,9 +7,12 @@
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -192,7 +195,28 @@ uint16_t af_xdp_queues(const AfXdpConfig& config, uint16_t workers) {
     return static_cast<uint16_t>(used);
 }
 
-XdpSteering::XdpSteering(const XdpSteeringSetup& setup) : setup_(setup) {
+XdpSteering::InterfaceLock::InterfaceLock(const std::string& interface) {
+    if (interface.empty()) return;
+    // Interface names repeat across network namespaces: the lock names the namespace too.
+    struct stat netns {};
+    if (stat("/proc/self/ns/net", &netns) != 0) fail("stat /proc/self/ns/net", errno);
+    const std::string path = "/run/amtrelayd-xdp-" + std::to_string(netns.st_ino) + "-" +
+                             interface + ".lock";
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) fail("opening " + path, errno);
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        close(fd_);
+        throw std::runtime_error("another amtrelayd runs in AF_XDP mode on " + interface +
+                                 " (lock " + path + "): stop that one first");
+    }
+}
+
+XdpSteering::InterfaceLock::~InterfaceLock() {
+    if (fd_ >= 0) close(fd_);
+}
+
+XdpSteering::XdpSteering(const XdpSteeringSetup& setup)
+    : setup_(setup), interface_lock_(setup.interface) {
     if (!setup_.interface.empty()) {
         ifindex_ = static_cast<int>(if_nametoindex(setup_.interface.c_str()));
         if (ifindex_ == 0) {

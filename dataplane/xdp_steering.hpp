@@ -114,10 +114,25 @@ class XdpSteering {
     bool replaced_stale_program() const { return replaced_stale_; }
 
   private:
+    // Held for the relay's life: one relay per interface (in its network namespace). A second
+    // relay started by mistake stops here with a message instead of taking the running one's
+    // program for a stale one and detaching it.
+    class InterfaceLock {
+      public:
+        explicit InterfaceLock(const std::string& interface);
+        ~InterfaceLock();
+        InterfaceLock(const InterfaceLock&) = delete;
+        InterfaceLock& operator=(const InterfaceLock&) = delete;
+
+      private:
+        int fd_ = -1;
+    };
+
     void remove_stale_program();
     void detach_ours() noexcept;
 
     XdpSteeringSetup setup_;
+    InterfaceLock interface_lock_;
     bpf_object* object_ = nullptr;
     int ifindex_ = 0;
     bool replaced_stale_ = false;

@@ -87,6 +87,16 @@ xdp_steered=$(in_ns relay curl -sf http://127.0.0.1:9850/metrics |
     awk '$1 == "amt_xdp_packets_total{class=\"multicast\",verdict=\"steered\"}" {print int($2)}')
 [ "${xdp_steered:-0}" -eq 50 ] || fail "amt_xdp_packets_total{multicast, steered} = ${xdp_steered:-none}, 50 sent"
 pass "the XDP program's counters are exported: 50 multicast steered"
+# A second relay started by mistake (control socket and metrics off, so only the interface lock
+# can stop it) must leave the running relay's program alone.
+if in_ns relay timeout 20 "$AMTRELAYD" --config "$WORK/relay.toml" --control-socket "" \
+    --metrics-listen "" >"$WORK/second.log" 2>&1; then
+    fail "a second AF_XDP relay started on the same interface"
+fi
+grep -q "another amtrelayd runs in AF_XDP mode" "$WORK/second.log" ||
+    fail "second relay: $(tail -n2 "$WORK/second.log")"
+xdp_prog_on_r0 >/dev/null || fail "the second relay removed the running relay's program"
+pass "a second AF_XDP relay is refused and the running one keeps its program"
 
 # A router's IGMPv3 general query must reach the relay (its upstream proxy answers).
 in_ns gw /usr/bin/python3 - <<'PY2'
@@ -146,3 +156,5 @@ grep -q "interface r0 already has an XDP program.*other_prog.*ip link set dev r0
 xdp_prog_on_r0 | grep -q other_prog || fail "the relay touched someone else's program"
 in_ns relay ip link set dev r0 xdpgeneric off
 pass "someone else's program: refused with the interface and the fix"
+# The relays' interface lock file (flock: released with the process; the file stays) goes too.
+rm -f "/run/amtrelayd-xdp-$(in_ns relay stat -Lc %i /proc/self/ns/net)-r0.lock"
