@@ -12,7 +12,17 @@ cleanup() {
     for pid in "${PIDS[@]:-}"; do
         [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
     done
-    sleep 0.2
+    # Up to 5 s to stop as they do for an operator (the relay leaves upstream), then SIGKILL.
+    local waited=0
+    while [ $waited -lt 50 ]; do
+        local alive=0
+        for pid in "${PIDS[@]:-}"; do
+            [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [ $alive = 0 ] && break
+        sleep 0.1
+        waited=$((waited + 1))
+    done
     for pid in "${PIDS[@]:-}"; do
         [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
     done
