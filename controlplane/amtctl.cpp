@@ -6,11 +6,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -42,7 +42,8 @@ json ask(const std::string& path, const json& request) {
         close(fd);
         std::string hint = "is amtrelayd running, and is this its control.socket?";
         if (e == EACCES) hint = "add yourself to the relay's control.group (or use sudo)";
-        throw Failure{3, fmt::format("cannot connect to {}: {} ({})", path, std::strerror(e), hint)};
+        throw Failure{3,
+                      fmt::format("cannot connect to {}: {} ({})", path, std::strerror(e), hint)};
     }
     const std::string line = request.dump() + "\n";
     if (send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
@@ -112,9 +113,9 @@ void print_tunnels(const json& r) {
             std::string sources;
             for (const json& s : g["sources"])
                 sources += (sources.empty() ? "" : ",") + s.get<std::string>();
-            groups += fmt::format("{}{} {}{{{}}}", groups.empty() ? "" : "; ",
-                                  g["group"].get<std::string>(), g["mode"].get<std::string>(),
-                                  sources);
+            groups +=
+                fmt::format("{}{} {}{{{}}}", groups.empty() ? "" : "; ",
+                            g["group"].get<std::string>(), g["mode"].get<std::string>(), sources);
         }
         rows.push_back({t["gateway"].get<std::string>(), t["relay"].get<std::string>(),
                         fmt::format("{:.1f}", t["expires_in_seconds"].get<double>()), groups});
@@ -179,7 +180,9 @@ int main(int argc, char** argv) {
     auto* secret = app.add_subcommand("secret", "MAC secret");
     secret->require_subcommand(1);
     secret->add_subcommand("rotate", "a new secret now (the previous one stays valid 2×QI)")
-        ->callback([&] { request = {{"command", "secret-rotate"}}; });
+        ->callback([&] {
+            request = {{"command", "secret-rotate"}};
+        });
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -65,8 +65,9 @@ ControlSocket::ControlSocket(const std::string& path, std::optional<gid_t> group
     struct stat st {};
     if (lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
-            throw std::runtime_error("control socket path " + path +
-                                     " exists and is not a socket: remove it or set control.socket");
+            throw std::runtime_error(
+                "control socket path " + path +
+                " exists and is not a socket: remove it or set control.socket");
         }
         if (socket_in_use(a)) {
             throw std::runtime_error("control socket " + path +

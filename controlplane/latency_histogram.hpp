@@ -13,8 +13,8 @@ namespace amt {
 class LatencyHistogram {
   public:
     // Upper bounds in seconds: 10 µs .. 1 s, dense around the 1 ms publish batch.
-    static constexpr std::array<double, 12> bounds = {1e-5, 5e-5,   1e-4, 2.5e-4, 5e-4, 1e-3,
-                                                      2e-3, 5e-3,   1e-2, 5e-2,   0.1,  1.0};
+    static constexpr std::array<double, 12> bounds = {1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3,
+                                                      2e-3, 5e-3, 1e-2, 5e-2,   0.1,  1.0};
 
     void observe(std::chrono::nanoseconds d) {
         const double s = static_cast<double>(d.count()) * 1e-9;

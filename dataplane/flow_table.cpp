@@ -1,8 +1,8 @@
 #include "dataplane/flow_table.hpp"
 
+#include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_jhash.h>
-#include <rte_cycles.h>
 #include <rte_malloc.h>
 
 #include <cstring>
@@ -36,8 +36,8 @@ void FlowTable::free_retired(void* table, void* elements, unsigned int n) {
         if (items[i].key_position >= 0) {
             rte_hash_free_key_with_position(self->hash_, items[i].key_position);
         }
-        self->reclaim_delay_.observe(std::chrono::nanoseconds(static_cast<int64_t>(
-            static_cast<double>(now - items[i].retired_tsc) * ns_per_cycle)));
+        self->reclaim_delay_.observe(std::chrono::nanoseconds(
+            static_cast<int64_t>(static_cast<double>(now - items[i].retired_tsc) * ns_per_cycle)));
     }
 }
 

@@ -2,12 +2,12 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <linux/ethtool.h>
 #include <linux/if_link.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -200,8 +200,8 @@ XdpSteering::InterfaceLock::InterfaceLock(const std::string& interface) {
     // Interface names repeat across network namespaces: the lock names the namespace too.
     struct stat netns {};
     if (stat("/proc/self/ns/net", &netns) != 0) fail("stat /proc/self/ns/net", errno);
-    const std::string path = "/run/amtrelayd-xdp-" + std::to_string(netns.st_ino) + "-" +
-                             interface + ".lock";
+    const std::string path =
+        "/run/amtrelayd-xdp-" + std::to_string(netns.st_ino) + "-" + interface + ".lock";
     fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd_ < 0) fail("opening " + path, errno);
     if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {

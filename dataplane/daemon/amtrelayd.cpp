@@ -147,8 +147,7 @@ std::unique_ptr<ControlSocket> open_control_socket(const OperationsConfig& ops) 
         group = g->gr_gid;
     }
     auto socket = std::make_unique<ControlSocket>(ops.control_socket, group);
-    spdlog::info("control socket: {} (amtctl --socket {})", ops.control_socket,
-                 ops.control_socket);
+    spdlog::info("control socket: {} (amtctl --socket {})", ops.control_socket, ops.control_socket);
     return socket;
 }
 

@@ -131,9 +131,9 @@ class Section {
     std::set<std::string> used_;
 };
 
-const std::set<std::string> sections = {"eal",      "ports",     "relay",  "limits",
+const std::set<std::string> sections = {"eal",        "ports",    "relay",     "limits",
                                         "downstream", "upstream", "dataplane", "log",
-                                        "af_xdp",   "metrics",   "control", "drain"};
+                                        "af_xdp",     "metrics",  "control",   "drain"};
 
 // [af_xdp]: net_af_xdp on a kernel-owned interface with the project's XDP program. Fills
 // c.af_xdp, adds the PMD's --vdev to the EAL arguments and names the port.
@@ -209,9 +209,9 @@ void parse_operations(const toml::table& root, const std::string& origin, Operat
     }
     if (control.string("group", o.control_group) && !o.control_group.empty() &&
         getgrnam(o.control_group.c_str()) == nullptr) {
-        control.fail("control.group = \"" + o.control_group + "\"",
-                     "no such group: create it (groupadd " + o.control_group +
-                         ") or name an existing one");
+        control.fail(
+            "control.group = \"" + o.control_group + "\"",
+            "no such group: create it (groupadd " + o.control_group + ") or name an existing one");
     }
     control.reject_unknown();
 
@@ -230,8 +230,8 @@ std::string check_listen_address(const std::string& text) {
     std::string host = text.substr(0, colon);
     const std::string port = text.substr(colon + 1);
     if (port.empty() || port.size() > 5 ||
-        port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) < 1 ||
+        std::stoi(port) > 65535) {
         return "port must be 1..65535";
     }
     if (host.front() == '[') {

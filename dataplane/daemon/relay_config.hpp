@@ -15,9 +15,9 @@ namespace amt {
 
 // How operators reach the running relay: metrics, the control socket, drain hooks.
 struct OperationsConfig {
-    std::string metrics_listen = "127.0.0.1:9850";  // Prometheus /metrics; "" disables
+    std::string metrics_listen = "127.0.0.1:9850";               // Prometheus /metrics; "" disables
     std::string control_socket = "/run/amtrelayd/control.sock";  // "" disables
-    std::string control_group;  // the group that may use the socket; "": the relay's own group
+    std::string control_group;      // the group that may use the socket; "": the relay's own group
     std::string drain_on_command;   // run (sh -c) when drain is switched on, e.g. withdraw anycast
     std::string drain_off_command;  // run when drain is switched off
 };
@@ -28,7 +28,7 @@ struct RelayConfig {
     std::string log_level = "info";
     uint32_t drop_log_interval_seconds = 10;  // how often drop counters are summarised in the log
     OperationsConfig operations;
-    std::optional<AfXdpConfig> af_xdp;        // [af_xdp]: net_af_xdp with the steering program
+    std::optional<AfXdpConfig> af_xdp;  // [af_xdp]: net_af_xdp with the steering program
 };
 
 // "host:port" or "[v6]:port" as the metrics exporter takes it; empty when valid, else the problem.

@@ -120,9 +120,8 @@ json RelayControl::tunnels(const json& request, Time now) {
     size_t matched = 0;
     const MembershipDb& db = dp_.control().engine().memberships();
     db.for_each_endpoint([&](const EndpointRecord& e) {
-        if (group && std::none_of(e.groups.begin(), e.groups.end(), [&](const GroupMembership& g) {
-                return g.group == *group;
-            })) {
+        if (group && std::none_of(e.groups.begin(), e.groups.end(),
+                                  [&](const GroupMembership& g) { return g.group == *group; })) {
             return;
         }
         if (++matched > limit) return;
@@ -160,7 +159,8 @@ json RelayControl::groups(const json& request) {
 
 json RelayControl::drain(const json& request) {
     const std::string state = request.value("state", "");
-    if (state != "on" && state != "off") throw std::invalid_argument("drain: state must be on or off");
+    if (state != "on" && state != "off")
+        throw std::invalid_argument("drain: state must be on or off");
     const bool on = state == "on";
     RelayEngine& engine = dp_.control().engine();
     const bool changed = engine.draining() != on;

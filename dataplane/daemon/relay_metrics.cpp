@@ -16,9 +16,14 @@ using Labels = std::vector<ClientMetric::Label>;
 
 namespace {
 
-constexpr std::array<std::string_view, 8> message_type_names = {
-    "", "relay_discovery", "relay_advertisement", "request", "membership_query",
-    "membership_update", "multicast_data", "teardown"};
+constexpr std::array<std::string_view, 8> message_type_names = {"",
+                                                                "relay_discovery",
+                                                                "relay_advertisement",
+                                                                "request",
+                                                                "membership_query",
+                                                                "membership_update",
+                                                                "multicast_data",
+                                                                "teardown"};
 
 MetricFamily family(std::string name, std::string help, MetricType type) {
     MetricFamily f;
@@ -87,22 +92,19 @@ std::vector<DropCount> drop_counts(Dataplane& dp) {
     std::vector<DropCount> out;
     for (size_t i = 0; i < parse_error_count; ++i) {
         if (static_cast<ParseError>(i) == ParseError::ok) continue;
-        out.push_back({"parse", to_string(static_cast<ParseError>(i)),
-                       sum_protocol(dp, [i](const ProtocolCounters& c) {
-                           return c.malformed[i].value();
-                       })});
+        out.push_back(
+            {"parse", to_string(static_cast<ParseError>(i)),
+             sum_protocol(dp, [i](const ProtocolCounters& c) { return c.malformed[i].value(); })});
     }
     for (size_t i = 0; i < drop_reason_count; ++i) {
-        out.push_back({"protocol", to_string(static_cast<DropReason>(i)),
-                       sum_protocol(dp, [i](const ProtocolCounters& c) {
-                           return c.dropped[i].value();
-                       })});
+        out.push_back(
+            {"protocol", to_string(static_cast<DropReason>(i)),
+             sum_protocol(dp, [i](const ProtocolCounters& c) { return c.dropped[i].value(); })});
     }
     for (size_t i = 0; i < dataplane_drop_count; ++i) {
-        out.push_back({"dataplane", to_string(static_cast<DataplaneDrop>(i)),
-                       sum_workers(dp, [i](const WorkerCounters& c) {
-                           return c.dropped[i].value();
-                       })});
+        out.push_back(
+            {"dataplane", to_string(static_cast<DataplaneDrop>(i)),
+             sum_workers(dp, [i](const WorkerCounters& c) { return c.dropped[i].value(); })});
     }
     return out;
 }
@@ -127,8 +129,7 @@ MetricFamily xdp_family(const XdpCounters& n) {
 
 RelayMetrics::RelayMetrics(Dataplane& dp)
     : dp_(dp),
-      start_time_(std::chrono::duration<double>(
-                      std::chrono::system_clock::now().time_since_epoch())
+      start_time_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
                       .count()),
       last_cycles_(dp.worker_count()),
       busy_ratio_(std::make_unique<std::atomic<double>[]>(dp.worker_count())) {}
@@ -187,9 +188,9 @@ void RelayMetrics::collect_ports(std::vector<MetricFamily>& out) const {
 
 void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
     const double hz = static_cast<double>(rte_get_tsc_hz());
-    MetricFamily busy = family("amt_worker_busy_seconds_total",
-                               "Time each worker spent in poll loops that received packets",
-                               MetricType::Counter);
+    MetricFamily busy =
+        family("amt_worker_busy_seconds_total",
+               "Time each worker spent in poll loops that received packets", MetricType::Counter);
     MetricFamily idle = family("amt_worker_idle_seconds_total",
                                "Time each worker spent polling empty queues", MetricType::Counter);
     MetricFamily ratio =
@@ -197,12 +198,12 @@ void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
                "Share of each worker's time spent in polls that received packets, over the last "
                "second (0..1)",
                MetricType::Gauge);
-    MetricFamily replicas = family("amt_replicas_total",
-                                   "AMT Data packets (replicas) handed to the NIC, per worker",
-                                   MetricType::Counter);
-    MetricFamily replica_bytes = family("amt_replica_bytes_total",
-                                        "Bytes of AMT Data replicas, outer headers included",
-                                        MetricType::Counter);
+    MetricFamily replicas =
+        family("amt_replicas_total", "AMT Data packets (replicas) handed to the NIC, per worker",
+               MetricType::Counter);
+    MetricFamily replica_bytes =
+        family("amt_replica_bytes_total", "Bytes of AMT Data replicas, outer headers included",
+               MetricType::Counter);
     MetricFamily multicast_in =
         family("amt_multicast_packets_total",
                "Native multicast packets that matched a flow and were replicated, per worker",
@@ -221,8 +222,8 @@ void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
         out.push_back(std::move(*f));
 
     const auto total = [&](const char* name, const char* help, auto field) {
-        out.push_back(single(name, help, MetricType::Counter,
-                             static_cast<double>(sum_workers(dp_, field))));
+        out.push_back(
+            single(name, help, MetricType::Counter, static_cast<double>(sum_workers(dp_, field))));
     };
     total("amt_fragments_total", "Inner IPv4 fragments made for DF=0 packets over the tunnel MTU",
           [](const WorkerCounters& c) { return c.fragments.value(); });
@@ -250,15 +251,15 @@ void RelayMetrics::collect_protocol(std::vector<MetricFamily>& out) const {
     }
     out.push_back(std::move(drops));
 
-    MetricFamily messages = family("amt_messages_total",
-                                   "AMT control messages by type and direction (Data excluded)",
-                                   MetricType::Counter);
+    MetricFamily messages =
+        family("amt_messages_total", "AMT control messages by type and direction (Data excluded)",
+               MetricType::Counter);
     for (size_t t = 1; t < message_type_names.size(); ++t) {
         if (t == static_cast<size_t>(MessageType::multicast_data)) continue;
         const std::string type(message_type_names[t]);
         add(messages,
-            static_cast<double>(
-                sum_protocol(dp_, [t](const ProtocolCounters& c) { return c.received[t].value(); })),
+            static_cast<double>(sum_protocol(
+                dp_, [t](const ProtocolCounters& c) { return c.received[t].value(); })),
             {{"direction", "received"}, {"type", type}});
         add(messages,
             static_cast<double>(
@@ -269,9 +270,9 @@ void RelayMetrics::collect_protocol(std::vector<MetricFamily>& out) const {
 
     out.push_back(single(
         "amt_mac_failures_total", "Updates and Teardowns whose response MAC did not verify",
-        MetricType::Counter,
-        static_cast<double>(
-            sum_protocol(dp_, [](const ProtocolCounters& c) { return c.mac_failures.value(); }))));
+        MetricType::Counter, static_cast<double>(sum_protocol(dp_, [](const ProtocolCounters& c) {
+            return c.mac_failures.value();
+        }))));
     MetricFamily fallback =
         family("amt_mac_fallback_accepted_total",
                "Updates and Teardowns accepted by the previous secret or by the sticky MAC "

@@ -21,7 +21,6 @@ const IpAddress G1 = *IpAddress::parse("232.1.1.1");
 const IpAddress G2 = *IpAddress::parse("232.1.1.2");
 const IpAddress ASM_G = *IpAddress::parse("239.1.2.3");
 
-
 // One sample of a scrape: the family's name and the sample's labels.
 struct Scrape {
     std::vector<prometheus::MetricFamily> families;
@@ -40,7 +39,7 @@ struct Scrape {
                 if (hits != match.size()) continue;
                 total += f.type == prometheus::MetricType::Counter     ? m.counter.value
                          : f.type == prometheus::MetricType::Histogram ? m.histogram.sample_count
-                                                                        : m.gauge.value;
+                                                                       : m.gauge.value;
             }
             return total;
         }
@@ -109,8 +108,7 @@ TEST(Operations, MetricsAgreeWithTheTraffic) {
     const std::string text = prometheus::TextSerializer().Serialize(s.families);
     EXPECT_NE(text.find("# TYPE amt_replicas_total counter"), std::string::npos);
     EXPECT_NE(text.find("# TYPE amt_flow_publish_latency_seconds histogram"), std::string::npos);
-    EXPECT_NE(text.find("amt_flow_publish_latency_seconds_bucket{le=\"+Inf\"}"),
-              std::string::npos);
+    EXPECT_NE(text.find("amt_flow_publish_latency_seconds_bucket{le=\"+Inf\"}"), std::string::npos);
 }
 
 TEST(Operations, BadUpdateMacIsCountedAsAMacFailure) {
@@ -119,8 +117,8 @@ TEST(Operations, BadUpdateMacIsCountedAsAMacFailure) {
     uint8_t update[256];
     const Frame report = TestRelay::report(RecordType::allow_new_sources, G1, {S1});
     const size_t n = build_membership_update(update, ResponseMac{1, 2, 3, 4, 5, 6}, 7, report);
-    relay.nic().inject(udp_frame(relay.relay_mac(), router_mac, gw(1), relay.relay_v4(),
-                                 ByteView(update, n)));
+    relay.nic().inject(
+        udp_frame(relay.relay_mac(), router_mac, gw(1), relay.relay_v4(), ByteView(update, n)));
     relay.step();
     Scrape s(metrics);
     EXPECT_EQ(s.sum("amt_mac_failures_total"), 1);
@@ -226,8 +224,8 @@ TEST(Operations, SecretRotationKeepsHandshakesInFlightAndIsCounted) {
     uint8_t update[256];
     const Frame report = TestRelay::report(RecordType::allow_new_sources, G1, {S1});
     const size_t n = build_membership_update(update, q.mac, q.nonce, report);
-    relay.nic().inject(udp_frame(relay.relay_mac(), router_mac, gw(1), relay.relay_v4(),
-                                 ByteView(update, n)));
+    relay.nic().inject(
+        udp_frame(relay.relay_mac(), router_mac, gw(1), relay.relay_v4(), ByteView(update, n)));
     relay.step();
     EXPECT_EQ(relay.dp().control().engine().memberships().endpoint_count(), 1u);
     Scrape s(metrics);

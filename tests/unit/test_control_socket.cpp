@@ -38,9 +38,8 @@ std::vector<json> exchange(ControlSocket& server, int fd, const std::string& tex
                            const ControlSocket::Handler& handler) {
     EXPECT_EQ(send(fd, text.data(), text.size(), 0), static_cast<ssize_t>(text.size()));
     std::string got;
-    for (int i = 0; i < 1000 && static_cast<size_t>(std::count(got.begin(), got.end(), '\n')) <
-                                    lines;
-         ++i) {
+    for (int i = 0;
+         i < 1000 && static_cast<size_t>(std::count(got.begin(), got.end(), '\n')) < lines; ++i) {
         server.poll(handler);
         char buf[4096];
         const ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
