@@ -12,6 +12,7 @@
 # worker's TX queue. Checksum offload is off on the peer (the kernel would hand AF_XDP partial
 # checksums). No XDP program is needed on the peer: nothing is XDP_REDIRECTed into a veth.
 source "$(dirname "$0")/lib.sh"
+need af_xdp
 
 make_ns relay gw
 ip link add r0 netns "$(ns relay)" type veth peer name g0 netns "$(ns gw)"

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# IPv4 SSM end to end with real parts: ffmpeg → FRR pimd (IGMPv3/SSM) → amtrelayd (DPDK
-# af_packet) → nftables NAT → two amtgw behind one NAT address. Checks: the relay's IGMPv3 join
-# makes pimd forward (S,G); both gateways (same public IP, different ports) get the stream and
-# ffprobe decodes it without continuity errors; when one leaves its stream stops while the
-# other's continues; after the last leave the router prunes the (S,G).
+# IPv4 SSM end to end with real parts: ffmpeg → upstream (FRR pimd, or an IGMPv3-snooping
+# bridge where the kernel cannot route multicast: upstream.sh) → amtrelayd (DPDK af_packet) →
+# nftables NAT → two amtgw behind one NAT address. Checks: the relay's IGMPv3 join makes the
+# upstream forward (S,G); both gateways (same public IP, different ports) get the stream and
+# ffprobe decodes it without continuity errors; when one leaves the other's continues; after the
+# last leave the upstream drops the (S,G). On the relay's upstream link tshark sees the IGMPv3
+# ALLOW at the join, the BLOCK at the leave and the answers to the querier's general queries.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topology.sh"
 
 build_topology
+start_upstream_capture
 start_video 40
 start_gateway 1 30
 GW1=$LAST_PID
@@ -16,8 +19,8 @@ GW2=$LAST_PID
 wait_for 15 "gateway 1 receives" gateway_receives 1
 wait_for 15 "gateway 2 receives" gateway_receives 2
 pass "both gateways behind one NAT address receive"
-rtr_shows "show ip igmp sources" "$SOURCE_IP" || fail "pimd has no IGMPv3 source state"
-pass "FRR pimd has the relay's (S,G) join"
+upstream_has "$SOURCE_IP" "$GROUP" || fail "$(upstream_name) has no state for the relay's (S,G) join"
+pass "$(upstream_name) has the relay's ($SOURCE_IP, $GROUP) join"
 
 # Gateway 2 stops after 12 s (it leaves); gateway 1 goes on.
 wait_exit "$GW2" 20 "gateway 2 exit"
@@ -32,6 +35,10 @@ pass "gateway 1 keeps receiving after gateway 2 left"
 
 wait_exit "$GW1" 30 "gateway 1 exit"
 check_capture 1
-# After the last leave, the relay leaves upstream and pimd prunes (≈ 2 s with these timers).
-wait_pruned 15
-pass "after the last leave the router dropped the (S,G) join"
+# After the last leave, the relay leaves upstream and the upstream drops the (S,G) (≈ 2 s).
+wait_upstream_left 15 "$GROUP"
+pass "after the last leave $(upstream_name) dropped the (S,G) join"
+stop_upstream_capture
+expect_report ALLOW "$SOURCE_IP" "$GROUP" "join"
+expect_report BLOCK "$SOURCE_IP" "$GROUP" "leave after the last gateway"
+expect_query_answered "$GROUP"

@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topology.sh"
 
-build_topology
+build_topology  # the upstream plays no part in what is measured (upstream.sh says which it is)
 start_video 40
 spawn nat tcpdump tcpdump -nni n-gw2 -U -w "$WORK/gw2.pcap" udp port 2268
 TCPDUMP=$LAST_PID

@@ -25,9 +25,9 @@ start_gateway 1 60 --output none
 start_gateway 2 60 --output none
 wait_for 20 "two tunnels" bash -c "${CTL[*]} --json status | grep -q '\"endpoints\": 2'"
 pass "amtctl status: 2 endpoints"
-wait_for 20 "FRR has the (S,G) join" rtr_shows "show ip igmp sources" "$SOURCE_IP"
+wait_upstream_joined 20 "$SOURCE_IP" "$GROUP"
 
-# Warm up until the router forwards (the first packets set up its (S,G) route), then count.
+# Warm up until the upstream forwards (a router's first packets set up its (S,G) route), then count.
 for _ in $(seq 1 100); do
     send_multicast src "$GROUP" 5000 5
     gateway_receives 1 && gateway_receives 2 && break

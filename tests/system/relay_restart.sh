@@ -9,6 +9,7 @@ source "$(dirname "$0")/topology.sh"
 
 RELAY_QI=4
 build_topology
+start_upstream_capture
 start_video 80
 start_gateway 1 80 --output none
 start_gateway 2 80 --discover --output none
@@ -18,8 +19,8 @@ pass "both gateways receive from the first relay process"
 
 stop_relay
 pass "relay stopped"
-# Its leave reaches pimd, and nothing reaches the gateways while it is down.
-wait_pruned 20
+# Its leave reaches the upstream, and nothing reaches the gateways while it is down.
+wait_upstream_left 20 "$GROUP"
 sleep 1
 down1=$(gateway_packets 1)
 down2=$(gateway_packets 2)
@@ -34,5 +35,13 @@ wait_for 60 "gateway 2 receives from the new relay" gateway_receives 2 "$down2"
 pass "both gateways recovered by themselves"
 wait_gateway_flowing 1 10 "gateway 1's stream keeps flowing"
 wait_gateway_flowing 2 10 "gateway 2's stream keeps flowing"
-rtr_shows "show ip igmp sources" "$SOURCE_IP" || fail "the new relay did not join upstream"
-pass "streams resumed; the new relay joined upstream again"
+upstream_has "$SOURCE_IP" "$GROUP" || fail "the new relay did not join upstream"
+pass "streams resumed; the new relay joined upstream again ($(upstream_name))"
+stop_upstream_capture
+expect_report BLOCK "$SOURCE_IP" "$GROUP" "the stopped relay leaves (RFC 7450 §5.3.4 order)"
+left_at=$(awk '$3 == "report" && $4 == "BLOCK" {print $1; exit}' "$WORK/upstream.txt")
+rejoins=$(awk -v s="$RELAY_REPORT_SOURCE" -v g="$GROUP" -v t="$left_at" \
+    '$3 == "report" && $2 ~ s && $4 == "ALLOW" && $5 == g && $1 > t' "$WORK/upstream.txt" | wc -l)
+[ "$rejoins" -gt 0 ] ||
+    fail "no IGMPv3 ALLOW from the restarted relay after the first one's BLOCK"
+pass "the restarted relay joined again (ALLOW after the BLOCK, tshark)"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # A gateway that goes silent (SIGSTOP: no refresh, no leave) expires at the relay after
 # relay.membership_timeout: the relay stops sending to it and, being the last member, leaves
-# upstream so FRR pimd prunes the (S,G). Short timers make this take seconds, not minutes.
+# upstream (an IGMPv3 BLOCK, seen by tshark) so the upstream (FRR pimd or the snooping bridge:
+# upstream.sh) drops the (S,G). Short timers make this take seconds, not minutes.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topology.sh"
 
 RELAY_QI=3
 RELAY_TIMEOUT=8
 build_topology
+start_upstream_capture
 start_video 60
 start_gateway 1 60 --output none
 GW1=$LAST_PID
@@ -27,8 +29,8 @@ elapsed=$((SECONDS - stopped_at))
 # Not early: the last accepted Update was at most one QI before the SIGSTOP (1 s for rounding).
 [ "$elapsed" -ge $((RELAY_TIMEOUT - RELAY_QI - 1)) ] || fail "stream stopped after ${elapsed}s, before the ${RELAY_TIMEOUT}s timeout"
 pass "the relay stopped sending about ${elapsed}s after the gateway went silent (timeout ${RELAY_TIMEOUT}s)"
-wait_pruned 20
-pass "the relay left upstream: pimd dropped the (S,G)"
+wait_upstream_left 20 "$GROUP"
+pass "the relay left upstream: $(upstream_name) dropped the (S,G)"
 no_tunnel_data nat n-gw1 192.168.101.2 3 || fail "Data to the expired gateway again"
 pass "nothing more to the expired gateway"
 expired=$(in_ns relay curl -sf http://127.0.0.1:9850/metrics | awk '$1 == "amt_expired_endpoints_total" {print int($2)}')
@@ -36,3 +38,6 @@ endpoints=$(in_ns relay curl -sf http://127.0.0.1:9850/metrics | awk '$1 == "amt
 [ "${expired:-0}" -eq 1 ] && [ "${endpoints:-1}" -eq 0 ] ||
     fail "metrics: amt_expired_endpoints_total=${expired:-none}, amt_endpoints=${endpoints:-none}"
 pass "the relay's metrics count the expiry (amt_expired_endpoints_total 1, amt_endpoints 0)"
+stop_upstream_capture
+expect_report ALLOW "$SOURCE_IP" "$GROUP" "join"
+expect_report BLOCK "$SOURCE_IP" "$GROUP" "leave after the expiry"

@@ -1,53 +1,19 @@
 # The system-test and demo topology (../shared/design/test-topology.md):
 #
-#   [src] 10.0.0.2 ──── 10.0.0.1 [rtr: FRR pimd, IGMPv3/SSM] 10.0.1.1 ──── u0 [relay] d0 ──── 10.0.2.1 [nat] ─┬─ 192.168.101.2 [gw1]
-#                                                                 10.0.1.2 (upstream)  10.0.2.2 (relay)          └─ 192.168.102.2 [gw2]
+#   [src] 10.0.0.2 ──── [upstream] ──── u0 [relay] d0 ──── 10.0.2.1 [nat] ─┬─ 192.168.101.2 [gw1]
+#                               10.0.1.2 (upstream)  10.0.2.2 (relay)     └─ 192.168.102.2 [gw2]
 #
-# The relay is amtrelayd on two DPDK af_packet ports (u0 upstream, d0 downstream); the kernel
-# has no address on them. The NAT masquerades both gateways behind 10.0.2.1. Source this after
-# lib.sh; build_topology starts everything but the stream and the gateways.
+# The upstream (upstream.sh chooses it from what the kernel offers) is either the router rtr
+# (FRR pimd, IGMPv3/SSM; 10.0.0.1 toward the source, 10.0.1.1 toward the relay) or the switch sw
+# (a bridge with IGMPv3 snooping and a querier at 10.0.1.1; the source is then on the relay's
+# link). The relay is amtrelayd on two DPDK af_packet ports (u0 upstream, d0 downstream); the
+# kernel has no address on them. The NAT masquerades both gateways behind 10.0.2.1. Source this
+# after lib.sh; build_topology starts everything but the stream and the gateways.
+source "$(dirname "${BASH_SOURCE[0]}")/upstream.sh"
 
 SOURCE_IP=10.0.0.2
 RELAY_IP=10.0.2.2
 GROUP=232.1.1.1
-
-start_frr() {
-    local dir="$WORK/frr"
-    mkdir -p "$dir"
-    cat >"$dir/zebra.conf" <<C
-hostname rtr
-C
-    # PIM_RP set: an RP for ASM (*,G) joins (the router itself; it is the sources' DR too).
-    cat >"$dir/pimd.conf" <<C
-hostname rtr
-${PIM_RP:+ip pim rp ${PIM_RP} 224.0.0.0/4}
-interface r-src
- ip pim
-interface r-rel
- ip pim
- ip igmp
- ip igmp version 3
- ip igmp query-interval 10
- ip igmp query-max-response-time 20
- ip igmp last-member-query-interval 10
- ip igmp last-member-query-count 2
-C
-    chown -R frr:frr "$dir"
-    in_ns rtr /usr/lib/frr/zebra -d -z "$dir/zserv.api" --vty_socket "$dir" -P 0 \
-        -f "$dir/zebra.conf" -i "$dir/zebra.pid" >"$WORK/zebra.log" 2>&1
-    wait_for 10 "zebra's zserv.api" test -S "$dir/zserv.api"
-    in_ns rtr /usr/lib/frr/pimd -d -z "$dir/zserv.api" --vty_socket "$dir" -P 0 \
-        -f "$dir/pimd.conf" -i "$dir/pimd.pid" >"$WORK/pimd.log" 2>&1
-    wait_for 10 "pimd's vty socket" test -S "$dir/pimd.vty"
-    PIDS+=("$(cat "$dir/zebra.pid")" "$(cat "$dir/pimd.pid")")
-}
-
-vtysh_rtr() { vtysh --vty_socket "$WORK/frr" -c "$1" 2>/dev/null; }
-# rtr_shows COMMAND PATTERN: pimd's answer to a show COMMAND matches PATTERN; rtr_lacks: it does not.
-rtr_shows() { vtysh_rtr "$1" | grep -q "$2"; }
-rtr_lacks() { ! rtr_shows "$@"; }
-# Waits until pimd has no IGMPv3 source state for SOURCE_IP left (the relay left; pruned).
-wait_pruned() { wait_for "$1" "FRR prunes the (S,G)" rtr_lacks "show ip igmp sources" "$SOURCE_IP"; }
 
 # The relay's addresses and knobs come from variables so the IPv4 and IPv6 topologies (and tests
 # that need short timers or extra [relay] keys) share one configuration.
@@ -119,18 +85,25 @@ N
 }
 
 build_topology() {
-    make_ns src rtr relay nat gw1 gw2
-    link_ns src s0 rtr r-src
-    link_ns rtr r-rel relay u0
+    need nft_nat
+    choose_upstream ipv4
+    RELAY_REPORT_SOURCE="^${RELAY_UPSTREAM_IP}\$"
+    make_ns src "$UPSTREAM_NS" relay nat gw1 gw2
+    link_ns src s0 "$UPSTREAM_NS" "$UPSTREAM_SRC_IF"
+    link_ns "$UPSTREAM_NS" "$UPSTREAM_IF" relay u0
     link_ns relay d0 nat n-rel
     link_ns nat n-gw1 gw1 g0
     link_ns nat n-gw2 gw2 g0
     in_ns src ip addr add 10.0.0.2/24 dev s0
-    in_ns src ip route add default via 10.0.0.1
-    in_ns rtr ip addr add 10.0.0.1/24 dev r-src
-    in_ns rtr ip addr add 10.0.1.1/24 dev r-rel
-    in_ns rtr ip route add 10.0.2.0/24 via 10.0.1.2
-    in_ns rtr sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    if [ "$UPSTREAM" = router ]; then
+        in_ns src ip route add default via 10.0.0.1
+        in_ns rtr ip addr add 10.0.0.1/24 dev r-src
+        in_ns rtr ip addr add 10.0.1.1/24 dev r-rel
+        in_ns rtr ip route add 10.0.2.0/24 via 10.0.1.2
+        in_ns rtr sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    else
+        in_ns src ip route add default dev s0  # multicast goes straight onto the switch
+    fi
     in_ns relay sysctl -qw net.ipv6.conf.all.disable_ipv6=1
     in_ns nat ip addr add 10.0.2.1/24 dev n-rel
     in_ns nat ip addr add 192.168.101.1/24 dev n-gw1
@@ -141,7 +114,7 @@ build_topology() {
         in_ns gw$g ip addr add 192.168.10$g.2/24 dev g0
         in_ns gw$g ip route add default via 192.168.10$g.1
     done
-    start_frr
+    if [ "$UPSTREAM" = router ]; then start_frr; else start_switch 10.0.1.1/24; fi
     start_relay
 }
 
@@ -217,12 +190,12 @@ check_capture() {
         fail "ffprobe does not find the video in gateway $n's capture"
 }
 
-# The IPv6 topology (IPv6 outside and inside). Debian's FRR has no pim6d, so the upstream is a
-# Linux bridge with MLDv2 snooping and its own querier (test-topology.md): it forwards the
-# source's stream toward the relay only while the relay's MLDv2 report asks for it.
+# The IPv6 topology (IPv6 outside and inside). Debian's FRR has no pim6d, so the upstream is the
+# switch of upstream.sh (MLDv2 snooping, querier): it forwards the source's stream toward the
+# relay only while the relay's MLDv2 report asks for it.
 #
-#   [src] 2001:db8:10::2 ──── [sw: br0, MLDv2 snooping + querier] ──── u0 [relay] d0 ──── 2001:db8:2::1 [nat: NAT66] ─┬─ fd00:101::2 [gw1]
-#                                                  2001:db8:10::3 (upstream)  2001:db8:2::2 (relay)                     └─ fd00:102::2 [gw2]
+#   [src] 2001:db8:10::2 ──── [sw: br0] ──── u0 [relay] d0 ──── 2001:db8:2::1 [nat: NAT66] ─┬─ fd00:101::2 [gw1]
+#                       2001:db8:10::3 (upstream)  2001:db8:2::2 (relay)                    └─ fd00:102::2 [gw2]
 build_topology_v6() {
     SOURCE_IP=2001:db8:10::2
     RELAY_IP=2001:db8:2::2
@@ -231,6 +204,9 @@ build_topology_v6() {
     RELAY_NEXT_HOP_KEY=next_hop_v6
     RELAY_NEXT_HOP=2001:db8:2::1
     RELAY_UPSTREAM_IP=2001:db8:10::3
+    RELAY_REPORT_SOURCE="^fe80:"  # RFC 3810 §5: MLDv2 reports come from a link-local address
+    need nft_nat
+    choose_upstream ipv6
     make_ns src sw relay nat gw1 gw2
     link_ns src s0 sw sw-src
     link_ns sw sw-rel relay u0
@@ -238,16 +214,7 @@ build_topology_v6() {
     link_ns nat n-gw1 gw1 g0
     link_ns nat n-gw2 gw2 g0
     in_ns src ip addr add "$SOURCE_IP/64" dev s0 nodad
-    in_ns sw ip link add br0 type bridge mcast_snooping 1 mcast_mld_version 2
-    in_ns sw ip link set sw-src master br0
-    in_ns sw ip link set sw-rel master br0
-    in_ns sw ip link set br0 up
-    wait_for 10 "bridge link-local address" bash -c \
-        "ip netns exec $(ns sw) ip -6 addr show dev br0 scope link | grep -q fe80"
-    # The querier needs the link-local address as its source; no flooding of unknown groups
-    # toward the relay, so traffic there proves the relay's report.
-    in_ns sw ip link set br0 type bridge mcast_querier 1
-    in_ns sw bridge link set dev sw-rel mcast_flood off
+    start_switch ""
     in_ns relay sysctl -qw net.ipv6.conf.all.disable_ipv6=1
     in_ns nat ip addr add "$RELAY_NEXT_HOP/64" dev n-rel nodad
     in_ns nat sysctl -qw net.ipv6.conf.all.forwarding=1
@@ -257,6 +224,5 @@ build_topology_v6() {
         in_ns gw$g ip addr add "fd00:10$g::2/64" dev g0 nodad
         in_ns gw$g ip -6 route add default via "fd00:10$g::1"
     done
-    sleep 2.5  # the bridge's querier settles (first query) before anyone reports
     start_relay
 }
