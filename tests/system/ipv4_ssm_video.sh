@@ -12,6 +12,11 @@ source "$(dirname "$0")/topology.sh"
 build_topology
 start_upstream_capture
 start_video 40
+# Before any join the upstream sends the relay nothing (no router forwarding, no switch flooding).
+sleep 3
+unjoined=$(relay_metric amt_dropped_packets_total 'reason="no_flow"')
+[ "$unjoined" -eq 0 ] || fail "the relay got $unjoined multicast packets before any join: the upstream floods"
+pass "nothing reaches the relay from $(upstream_name) before a join (no_flow drops 0)"
 start_gateway 1 30
 GW1=$LAST_PID
 start_gateway 2 12

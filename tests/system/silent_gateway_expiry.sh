@@ -33,10 +33,10 @@ wait_upstream_left 20 "$GROUP"
 pass "the relay left upstream: $(upstream_name) dropped the (S,G)"
 no_tunnel_data nat n-gw1 192.168.101.2 3 || fail "Data to the expired gateway again"
 pass "nothing more to the expired gateway"
-expired=$(in_ns relay curl -sf http://127.0.0.1:9850/metrics | awk '$1 == "amt_expired_endpoints_total" {print int($2)}')
-endpoints=$(in_ns relay curl -sf http://127.0.0.1:9850/metrics | awk '$1 == "amt_endpoints" {print int($2)}')
-[ "${expired:-0}" -eq 1 ] && [ "${endpoints:-1}" -eq 0 ] ||
-    fail "metrics: amt_expired_endpoints_total=${expired:-none}, amt_endpoints=${endpoints:-none}"
+expired=$(relay_metric amt_expired_endpoints_total)
+endpoints=$(relay_metric amt_endpoints)
+[ "$expired" -eq 1 ] && [ "$endpoints" -eq 0 ] ||
+    fail "metrics: amt_expired_endpoints_total=$expired, amt_endpoints=$endpoints"
 pass "the relay's metrics count the expiry (amt_expired_endpoints_total 1, amt_endpoints 0)"
 stop_upstream_capture
 expect_report ALLOW "$SOURCE_IP" "$GROUP" "join"

@@ -65,6 +65,12 @@ T
     wait_for 30 "amtrelayd running" bash -c "[ \$(grep -c 'relay running' '$WORK/relay.log') -gt ${runs:-0} ]"
 }
 
+# relay_metric METRIC [LABEL-REGEX]: the sum of the relay's METRIC samples (whose labels match).
+relay_metric() {
+    in_ns relay curl -sf http://127.0.0.1:9850/metrics |
+        awk -v m="$1" -v l="${2:-}" '$1 ~ "^" m "([{]|$)" && (l == "" || $1 ~ l) {s += $2} END {printf "%d", s}'
+}
+
 # Stops the relay the way an operator does (SIGTERM: it leaves every group upstream) and waits.
 stop_relay() {
     kill -TERM "$RELAY_PID"

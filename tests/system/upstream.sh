@@ -93,7 +93,9 @@ start_switch() {
         mcast_startup_query_interval 100 mcast_last_member_interval 100
     in_ns sw ip link set sw-src master br0
     in_ns sw ip link set sw-rel master br0
-    # No flooding of unknown groups toward the relay: traffic there proves the relay's report.
+    # Nothing toward the relay but what its report asks for: with a querier present the bridge
+    # sends unregistered groups only to router ports (the relay's is not one), and mcast_flood off
+    # covers the start-up before that. ipv4_ssm_video checks it (no_flow drops before the join).
     in_ns sw bridge link set dev sw-rel mcast_flood off
     [ -n "$address" ] && in_ns sw ip addr add "$address" dev br0
     in_ns sw ip link set br0 up
