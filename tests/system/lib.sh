@@ -42,8 +42,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 need root netns veth
-missing=$(missing_commands "${TEST_BED_COMMANDS[@]}")
-[ -z "$missing" ] || fail "not installed: $missing (sudo scripts/setup installs every package the tests need)"
+absent=$(missing_commands "${TEST_BED_COMMANDS[@]}")
+[ -z "$absent" ] || fail "not installed: $absent (sudo scripts/setup installs every package the tests need)"
 
 ns() { echo "${NS_PREFIX}-$1"; }
 in_ns() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
