@@ -38,6 +38,8 @@ feature_missing() {
                 ip netns exec "$probe" nft -f - 2>/dev/null ||
                 out="nftables cannot masquerade here (nft failed: the kernel needs CONFIG_NF_TABLES and CONFIG_NFT_MASQ, and the nftables package must be installed), so there is no NAT in front of the gateways"
             ip netns del "$probe" ;;
+        ipv6)
+            [ -e /proc/net/if_inet6 ] || out="this kernel has no IPv6 (no /proc/net/if_inet6: CONFIG_IPV6, or ipv6.disable=1 on its command line)" ;;
         mroute)
             out=$(router_unavailable_reason) ;;
         af_xdp)  # AF_XDP = 44: the socket family net_af_xdp opens

@@ -211,7 +211,7 @@ build_topology_v6() {
     RELAY_NEXT_HOP=2001:db8:2::1
     RELAY_UPSTREAM_IP=2001:db8:10::3
     RELAY_REPORT_SOURCE="^fe80:"  # RFC 3810 §5: MLDv2 reports come from a link-local address
-    need nft_nat
+    need ipv6 nft_nat
     choose_upstream ipv6
     make_ns src sw relay nat gw1 gw2
     link_ns src s0 sw sw-src
