@@ -265,3 +265,60 @@ void RelayEngine::set_draining(bool draining) {
 }
 
 }  // namespace amt
+
+namespace amt {
+
+void RelayEngine::save_state(Time now, RelayState& out) const {
+    out.relay_addresses = config_.relay_addresses;
+    out.secrets = secrets_.save(now);
+    out.endpoints.clear();
+    out.endpoints.reserve(db_.endpoint_count());
+    db_.for_each_endpoint([&](const EndpointRecord& r) {
+        out.endpoints.push_back({.address = r.address,
+                                 .relay = r.relay,
+                                 .last_nonce = r.last_nonce,
+                                 .last_mac = r.last_mac,
+                                 .remaining = std::max(Time{0}, MembershipDb::expiry(r) - now),
+                                 .groups = r.groups});
+    });
+}
+
+size_t RelayEngine::restore_state(const RelayState& state, Time now) {
+    secrets_.restore(state.secrets, now);
+    const auto is_relay_address = [&](const IpAddress& a) {
+        return std::find(config_.relay_addresses.begin(), config_.relay_addresses.end(), a) !=
+               config_.relay_addresses.end();
+    };
+    size_t restored = 0;
+    for (const SavedEndpoint& e : state.endpoints) {
+        // What today's configuration would not have admitted stays out (limits may have been
+        // lowered, ASM switched off); a saved endpoint is otherwise taken as it was.
+        if (e.remaining <= Time{0} || !is_relay_address(e.relay.ip) ||
+            db_.endpoint_count() >= config_.limits.max_endpoints ||
+            db_.find(e.address) != MembershipDb::no_endpoint) {
+            continue;
+        }
+        const Time remaining = std::min<Time>(e.remaining, timeout());
+        const EndpointId id = db_.create(e.address, e.relay, now, remaining);
+        db_.refresh(id, now, remaining, e.last_nonce, e.last_mac);
+        size_t groups = 0;
+        for (const GroupMembership& g : e.groups) {
+            if (groups == config_.limits.max_groups_per_endpoint ||
+                g.sources.size() > config_.limits.max_sources_per_group ||
+                !group_allowed(g.group, g.older_version_host, g.mode == FilterMode::exclude)) {
+                continue;
+            }
+            db_.set_group(id, g);
+            ++groups;
+        }
+        if (groups == 0) {
+            db_.remove(id);
+            continue;
+        }
+        ++restored;
+    }
+    update_capacity_flag();
+    return restored;
+}
+
+}  // namespace amt

@@ -13,6 +13,7 @@
 #include "controlplane/handshake_responder.hpp"
 #include "controlplane/membership_db.hpp"
 #include "controlplane/protocol_counters.hpp"
+#include "controlplane/relay_state.hpp"
 #include "controlplane/secret_store.hpp"
 
 namespace amt {
@@ -37,6 +38,13 @@ class RelayEngine {
     // The operator's rotation (amtctl secret rotate): the previous secret stays valid 2×QI, as
     // with the scheduled rotation, so joined gateways keep their tunnels.
     void rotate_secret(Time now);
+    // Hitless restart. save_state: every endpoint and the secrets, with what remains of their
+    // timers at `now`. restore_state: into an engine with no endpoints; each endpoint's groups go
+    // through the MembershipDb, so the forwarding edits and upstream joins it emits are exactly
+    // the old process's. Endpoints whose timer ran out are skipped; timers are capped at the
+    // current membership_timeout. Returns how many endpoints were restored.
+    void save_state(Time now, RelayState& out) const;
+    size_t restore_state(const RelayState& state, Time now);
     bool draining() const { return draining_; }
     bool refusing_new_endpoints() const { return responder_.refusing_new_endpoints(); }
 

@@ -1,5 +1,7 @@
 #include "controlplane/secret_store.hpp"
 
+#include <algorithm>
+
 namespace amt {
 
 SecretStore::SecretStore(Time now) {
@@ -37,6 +39,29 @@ SecretSnapshot SecretStore::snapshot() const {
     const Slot& cur = slots_[g % slots_.size()];
     return {g, cur.secret, slots_[(g + slots_.size() - 1) % slots_.size()].secret,
             cur.previous_valid_until};
+}
+
+SavedSecrets SecretStore::save(Time now) const {
+    const uint64_t g = generation();
+    const Slot& cur = slots_[g % slots_.size()];
+    SavedSecrets s;
+    s.current = cur.secret;
+    s.previous = slots_[(g + slots_.size() - 1) % slots_.size()].secret;
+    s.current_age = std::max(Time{0}, now - cur.rotated_at);
+    s.previous_remaining = std::max(Time{0}, cur.previous_valid_until - now);
+    return s;
+}
+
+void SecretStore::restore(const SavedSecrets& saved, Time now) {
+    // The saved previous secret goes where snapshot() looks for the previous one of the next
+    // generation; the saved current one becomes that generation.
+    const uint64_t g = generation_.load(std::memory_order_relaxed);
+    slots_[g % slots_.size()].secret = saved.previous;
+    Slot& slot = slots_[(g + 1) % slots_.size()];
+    slot.secret = saved.current;
+    slot.rotated_at = now - saved.current_age;
+    slot.previous_valid_until = now + saved.previous_remaining;
+    generation_.store(g + 1, std::memory_order_release);
 }
 
 }  // namespace amt

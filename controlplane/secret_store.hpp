@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "controlplane/engine_config.hpp"
+#include "controlplane/relay_state.hpp"
 #include "controlplane/response_mac.hpp"
 
 namespace amt {
@@ -34,6 +35,11 @@ class SecretStore {
     void rotate(Time now, Seconds previous_window);
     // Tests only: a chosen secret instead of a random one.
     void rotate_to(const MacSecret& s, Time now, Seconds previous_window);
+
+    // Hitless restart: what a new process needs to accept the MACs this one handed out, and the
+    // restore of it. restore() runs before any reader exists (the workers are not started).
+    SavedSecrets save(Time now) const;
+    void restore(const SavedSecrets& saved, Time now);
 
     // Any thread.
     uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
