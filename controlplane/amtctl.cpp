@@ -183,6 +183,10 @@ int main(int argc, char** argv) {
         ->callback([&] {
             request = {{"command", "secret-rotate"}};
         });
+    app.add_subcommand("restart-prepare",
+                       "planned restart: save state.file and stop WITHOUT leaving upstream; then "
+                       "start the new relay with the same state.file")
+        ->callback([&] { request = {{"command", "restart-prepare"}}; });
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

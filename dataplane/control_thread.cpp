@@ -120,6 +120,17 @@ size_t ControlThread::forward_exception_traffic() {
     return n;
 }
 
+size_t ControlThread::restore_state(const RelayState& state, Time now) {
+    now_ = now;
+    const size_t restored = engine_.restore_state(state, now);
+    publisher_.publish();
+    last_publish_ = now;
+    tx_.flush();
+    if (upstream_tx_) upstream_tx_->flush();
+    update_gauges();
+    return restored;
+}
+
 size_t ControlThread::poll_once(Time now) {
     now_ = now;
     size_t work = drain_control_ring(now);

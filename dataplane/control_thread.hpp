@@ -65,6 +65,9 @@ class ControlThread : private EngineSink, private UpstreamSink {
 
     RelayEngine& engine() { return engine_; }
     UpstreamProxy& upstream() { return upstream_; }
+    // Hitless restart, before the workers start: the saved endpoints into the engine, their
+    // flows published and the upstream joins sent now, not at the first poll.
+    size_t restore_state(const RelayState& state, Time now);
     // Graceful stop (checklist §2.15): leave every group upstream, now.
     void leave_upstream();
     FlowPublisher& publisher() { return publisher_; }

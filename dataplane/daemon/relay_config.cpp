@@ -1,6 +1,7 @@
 #include "dataplane/daemon/relay_config.hpp"
 
 #include <grp.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <fstream>
 #include <set>
@@ -133,7 +134,8 @@ class Section {
 
 const std::set<std::string> sections = {"eal",        "ports",    "relay",     "limits",
                                         "downstream", "upstream", "dataplane", "log",
-                                        "af_xdp",     "metrics",  "control",   "drain"};
+                                        "af_xdp",     "metrics",  "control",   "drain",
+                                        "state"};
 
 // [af_xdp]: net_af_xdp on a kernel-owned interface with the project's XDP program. Fills
 // c.af_xdp, adds the PMD's --vdev to the EAL arguments and names the port.
@@ -221,6 +223,25 @@ void parse_operations(const toml::table& root, const std::string& origin, Operat
     drain.reject_unknown();
 }
 
+void parse_state(const toml::table& root, const std::string& origin, StateConfig& st) {
+    Section s(root, "state", origin);
+    if (s.string("file", st.file) && !st.file.empty()) {
+        if (st.file[0] != '/' || st.file.back() == '/') {
+            s.fail("state.file = \"" + st.file + "\"",
+                   "must be an absolute file path, e.g. \"/var/lib/amtrelayd/state\" (or \"\" "
+                   "to disable saved state)");
+        }
+        const std::string dir = st.file.substr(0, st.file.rfind('/'));
+        struct stat info {};
+        if (!dir.empty() && (::stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))) {
+            s.fail("state.file = \"" + st.file + "\"",
+                   "its folder " + dir + " does not exist: create it (mode 0700) or choose another");
+        }
+    }
+    s.integer("snapshot_interval", st.snapshot_interval_seconds, 0, 3600);
+    s.reject_unknown();
+}
+
 }  // namespace
 
 std::string check_listen_address(const std::string& text) {
@@ -258,7 +279,7 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
         if (sections.count(std::string(key.str())) == 0) {
             throw ConfigError(origin + ": [" + std::string(key.str()) +
                               "]: unknown section (allowed: eal, ports, relay, limits, downstream, "
-                              "upstream, dataplane, log, af_xdp, metrics, control, drain)");
+                              "upstream, dataplane, log, af_xdp, metrics, control, drain, state)");
         }
     }
     RelayConfig c;
@@ -365,6 +386,7 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     log.reject_unknown();
 
     parse_operations(root, origin, c.operations);
+    parse_state(root, origin, c.state);
     parse_af_xdp(root, origin, c);
 
     if (std::string problem = validate(e); !problem.empty()) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/daemon/state_file.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/xdp_steering.hpp"
 
@@ -28,6 +29,7 @@ struct RelayConfig {
     std::string log_level = "info";
     uint32_t drop_log_interval_seconds = 10;  // how often drop counters are summarised in the log
     OperationsConfig operations;
+    StateConfig state;                  // [state]: hitless restart
     std::optional<AfXdpConfig> af_xdp;  // [af_xdp]: net_af_xdp with the steering program
 };
 

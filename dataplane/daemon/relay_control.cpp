@@ -67,8 +67,13 @@ json RelayControl::handle(const json& request, Time now) {
     if (command == "drain") return drain(request);
     if (command == "log-level") return log_level(request);
     if (command == "secret-rotate") return rotate_secret(now);
-    throw std::invalid_argument("unknown command \"" + command +
-                                "\" (status, tunnels, groups, drain, log-level, secret-rotate)");
+    if (command == "restart-prepare") {
+        if (!on_restart_prepare) throw std::invalid_argument("this relay cannot restart-prepare");
+        return on_restart_prepare(now);
+    }
+    throw std::invalid_argument(
+        "unknown command \"" + command +
+        "\" (status, tunnels, groups, drain, log-level, secret-rotate, restart-prepare)");
 }
 
 json RelayControl::status(Time now) {
@@ -104,7 +109,16 @@ json RelayControl::status(Time now) {
         {"query_interval_seconds", config.query_interval.count()},
         {"membership_timeout_seconds", config.membership_timeout.count()},
         {"log_level", spdlog::level::to_string_view(spdlog::get_level()).data()},
+        {"state_restored", state_ && state_->stats().restored.load()},
+        {"state_restored_endpoints", state_ ? state_->stats().restored_endpoints.load() : 0},
+        {"state_snapshot_age_seconds", snapshot_age_seconds()},
     };
+}
+
+// Seconds since the last state snapshot was written; -1 when there is none.
+double RelayControl::snapshot_age_seconds() const {
+    const int64_t saved = state_ ? state_->stats().last_saved_unix_ns.load() : 0;
+    return saved == 0 ? -1.0 : static_cast<double>(unix_now_ns() - saved) / 1e9;
 }
 
 json RelayControl::tunnels(const json& request, Time now) {

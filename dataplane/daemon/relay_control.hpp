@@ -6,11 +6,13 @@
 //   drain {state: on|off}           the L flag in every Query, plus the configured hook command
 //   log-level {level}               spdlog's level
 //   secret-rotate                   a new MAC secret now (the previous stays valid 2×QI)
+//   restart-prepare                 save state.file and stop without leaving upstream
 #pragma once
 
 #include <sys/types.h>
 
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,11 @@ class RelayControl {
     // Reaps finished drain hook commands and logs how they ended. Call from the control loop.
     void reap_hooks();
     void reconfigure(const OperationsConfig& ops) { ops_ = ops; }
+    // The saved state, for status (null: none).
+    void set_state(const StateKeeper* state) { state_ = state; }
+    // restart-prepare: stops the workers, saves the state and asks the daemon to stop without
+    // leaving upstream; returns what was saved, throws std::invalid_argument when it cannot.
+    std::function<nlohmann::ordered_json(Time)> on_restart_prepare;
 
   private:
     nlohmann::ordered_json status(Time now);
@@ -39,12 +46,14 @@ class RelayControl {
     nlohmann::ordered_json drain(const nlohmann::ordered_json& request);
     nlohmann::ordered_json log_level(const nlohmann::ordered_json& request);
     nlohmann::ordered_json rotate_secret(Time now);
+    double snapshot_age_seconds() const;
     void run_hook(const std::string& command, const char* what);
 
     Dataplane& dp_;
     OperationsConfig ops_;
     Time started_{};
     std::vector<pid_t> hooks_;
+    const StateKeeper* state_ = nullptr;
 };
 
 }  // namespace amt

@@ -127,6 +127,26 @@ MetricFamily xdp_family(const XdpCounters& n) {
     return f;
 }
 
+void add_state_families(const StateStats& st, std::vector<MetricFamily>& out) {
+    out.push_back(single("amt_state_snapshots_total", "State snapshots written to state.file",
+                         MetricType::Counter, static_cast<double>(st.snapshots.load())));
+    out.push_back(single("amt_state_snapshot_failures_total",
+                         "State snapshots that could not be written (see the log)",
+                         MetricType::Counter, static_cast<double>(st.failures.load())));
+    out.push_back(single("amt_state_snapshot_bytes", "Size of the last state snapshot",
+                         MetricType::Gauge, static_cast<double>(st.last_bytes.load())));
+    out.push_back(single("amt_state_snapshot_duration_seconds",
+                         "Encode (control thread) plus write (fsync) of the last state snapshot",
+                         MetricType::Gauge, static_cast<double>(st.last_duration_ns.load()) / 1e9));
+    const int64_t saved = st.last_saved_unix_ns.load();
+    out.push_back(single("amt_state_snapshot_timestamp_seconds",
+                         "When the last state snapshot was written (Unix time; 0: none yet)",
+                         MetricType::Gauge, static_cast<double>(saved) / 1e9));
+    out.push_back(single("amt_state_restored_endpoints",
+                         "Tunnels restored from state.file when the relay started",
+                         MetricType::Gauge, static_cast<double>(st.restored_endpoints.load())));
+}
+
 RelayMetrics::RelayMetrics(Dataplane& dp)
     : dp_(dp),
       start_time_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dataplane/daemon/state_file.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/xdp_steering.hpp"
 
@@ -31,6 +32,10 @@ std::vector<DropCount> drop_counts(Dataplane& dp);
 
 // The XDP steering program's per-CPU counters, summed (AF_XDP mode only).
 prometheus::MetricFamily xdp_family(const XdpCounters& counters);
+
+// The saved state (state.file): snapshots written and failed, the last one's size, duration and
+// age, and how many tunnels the relay restored at start.
+void add_state_families(const StateStats& stats, std::vector<prometheus::MetricFamily>& out);
 
 class RelayMetrics : public prometheus::Collectable {
   public:

@@ -36,7 +36,7 @@ cleanup() {
         echo "--- logs in $WORK ---"
         for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 30 "$f" | tr '\r' '\n' | tail -n 30; }; done
     fi
-    rm -rf "$WORK"
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
     exit "$status"
 }
 trap cleanup EXIT INT TERM

@@ -55,6 +55,7 @@ socket = "${WORK}/control.sock"
 [drain]
 on_command = "${RELAY_DRAIN_ON:-}"
 off_command = "${RELAY_DRAIN_OFF:-}"
+${RELAY_SECTIONS:-}
 T
     # A restart appends: the log keeps the first run's lines for the failure report.
     ip netns exec "$(ns relay)" "$AMTRELAYD" --config "$WORK/relay.toml" >>"$WORK/relay.log" 2>&1 &
