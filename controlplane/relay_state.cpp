@@ -242,8 +242,9 @@ std::string decode_state(ByteView file, RelayState& s) {
     if (file.size() < header_size) return "truncated: " + std::to_string(file.size()) +
                                           " octets, shorter than the header";
     if (!std::equal(magic.begin(), magic.end(), file.begin())) return "not a relay state file";
-    uint32_t version = 0, size = 0, crc = 0;
+    uint32_t version = 0, size = 0, crc = 0, reserved = 0;
     uint64_t payload = 0;
+    std::memcpy(&reserved, file.data() + 28, 4);
     std::memcpy(&version, file.data() + 8, 4);
     std::memcpy(&size, file.data() + 12, 4);
     std::memcpy(&payload, file.data() + 16, 8);
@@ -252,7 +253,7 @@ std::string decode_state(ByteView file, RelayState& s) {
         return "version " + std::to_string(version) + ", this relay reads version " +
                std::to_string(RelayState::version);
     }
-    if (size != header_size) return "bad header size";
+    if (size != header_size || reserved != 0) return "bad header (size or reserved field)";
     if (payload != file.size() - header_size) {
         return "truncated or padded: the header says " + std::to_string(payload) +
                " payload octets, the file has " + std::to_string(file.size() - header_size);

@@ -90,7 +90,55 @@ messages = {
     "truncated_update": bytes([5, 0]) + MAC + NONCE,
 }
 
-for target, items in (("membership_report", reports), ("amt_message", messages)):
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def state_file(payload: bytes, version: int = 1) -> bytes:
+    """controlplane/relay_state.hpp: the header, then the payload."""
+    return b"AMTSTATE" + struct.pack("<IIQII", version, 32, len(payload), crc32c(payload), 0) + payload
+
+
+def addr4(a: bytes) -> bytes:
+    return b"\x04" + a
+
+
+def addr6(a: bytes) -> bytes:
+    return b"\x06" + a
+
+
+def saved_endpoint(gw: bytes, relay: bytes, groups: list) -> bytes:
+    out = gw + struct.pack("<H", 40000) + relay + struct.pack("<H", 2268)
+    out += struct.pack("<I", 7) + MAC + struct.pack("<qH", 100 * 10**9, len(groups))
+    for group, mode, older, sources in groups:
+        out += group + struct.pack("<BBH", mode, older, len(sources)) + b"".join(sources)
+    return out
+
+
+RELAY4, GW4 = addr4(bytes([192, 0, 2, 1])), addr4(bytes([198, 51, 100, 10]))
+SECRETS = bytes(range(16)) + bytes(range(16, 32)) + struct.pack("<qq", 30 * 10**9, 200 * 10**9)
+ep_ssm = saved_endpoint(GW4, RELAY4, [(addr4(G4), 0, 0, [addr4(S4)])])
+ep_asm = saved_endpoint(GW4[:-1] + b"\x0b", RELAY4, [(addr4(bytes([239, 1, 1, 1])), 1, 0, [])])
+ep_v6 = saved_endpoint(addr6(bytes(15) + b"\x10"), addr6(b"\x20\x01\x0d\xb8" + bytes(11) + b"\x01"),
+                       [(addr6(b"\xff\x3e" + bytes(13) + b"\x01"), 0, 1, [addr6(b"\x20\x01" + bytes(14))])])
+head = struct.pack("<q", 1_700_000_000 * 10**9) + struct.pack("<I", 1) + RELAY4 + SECRETS
+states = {
+    "empty_relay": state_file(head + struct.pack("<I", 0)),
+    "three_endpoints": state_file(head + struct.pack("<I", 3) + ep_ssm + ep_asm + ep_v6),
+    "bad_crc": state_file(head + struct.pack("<I", 1) + ep_ssm)[:-1] + b"\x00",
+    "version_2": state_file(head + struct.pack("<I", 0), version=2),
+    "truncated": state_file(head + struct.pack("<I", 1) + ep_ssm)[:60],
+}
+
+for target, items in (("membership_report", reports), ("amt_message", messages),
+                      ("state_file", states)):
     folder = os.path.join(HERE, "corpus", target)
     os.makedirs(folder, exist_ok=True)
     for name, data in items.items():
