@@ -163,7 +163,7 @@ TEST(RelayConfig, ErrorsNameTheKeyAndWhatIsAllowed) {
     EXPECT_EQ(
         error_of(base + "[metricz]\n"),
         "test.toml: [metricz]: unknown section (allowed: eal, ports, relay, limits, downstream, "
-        "upstream, dataplane, log, af_xdp, metrics, control, drain)");
+        "upstream, dataplane, log, af_xdp, metrics, control, drain, state)");
     EXPECT_EQ(error_of(base + "[metrics]\nlisten = \"9850\"\n"),
               "test.toml: metrics.listen = \"9850\": must be HOST:PORT, e.g. \"127.0.0.1:9850\" or "
               "\"[::1]:9850\"");
@@ -182,6 +182,25 @@ TEST(RelayConfig, ErrorsNameTheKeyAndWhatIsAllowed) {
         << "syntax errors give line:column";
     EXPECT_EQ(error_of(base + "[limits]\nmax_endpoints = 0\n"),
               "test.toml: limits.max_endpoints = 0: must be 1..100000000");
+    EXPECT_EQ(error_of(base + "[state]\nfile = \"state\"\n"),
+              "test.toml: state.file = \"state\": must be an absolute file path, e.g. "
+              "\"/var/lib/amtrelayd/state\" (or \"\" to disable saved state)");
+    EXPECT_EQ(error_of(base + "[state]\nfile = \"/no/such/dir-amt/state\"\n"),
+              "test.toml: state.file = \"/no/such/dir-amt/state\": its folder /no/such/dir-amt "
+              "does not exist: create it (mode 0700) or choose another");
+    EXPECT_EQ(error_of(base + "[state]\nsnapshot_interval = 4000\n"),
+              "test.toml: state.snapshot_interval = 4000: must be 0..3600");
+    EXPECT_NE(error_of(base + "[state]\nfiel = \"/tmp/x\"\n").find("state.fiel"), std::string::npos);
+}
+
+TEST(RelayConfig, StateSection) {
+    const std::string base = "[ports]\ndownstream = \"x\"\n[relay]\naddresses = [\"192.0.2.1\"]\n";
+    EXPECT_EQ(parse_relay_config(base, "t").state.file, "");
+    EXPECT_EQ(parse_relay_config(base, "t").state.snapshot_interval_seconds, 5u);
+    const RelayConfig c =
+        parse_relay_config(base + "[state]\nfile = \"/tmp/amt-state\"\nsnapshot_interval = 0\n", "t");
+    EXPECT_EQ(c.state.file, "/tmp/amt-state");
+    EXPECT_EQ(c.state.snapshot_interval_seconds, 0u);
 }
 
 TEST(RelayConfig, ShippedExamplesAreValid) {
