@@ -136,8 +136,11 @@ void add_state_families(const StateStats& st, std::vector<MetricFamily>& out) {
     out.push_back(single("amt_state_snapshot_bytes", "Size of the last state snapshot",
                          MetricType::Gauge, static_cast<double>(st.last_bytes.load())));
     out.push_back(single("amt_state_snapshot_duration_seconds",
-                         "Encode (control thread) plus write (fsync) of the last state snapshot",
+                         "From the start of the last state snapshot to the file on disk (fsync, rename)",
                          MetricType::Gauge, static_cast<double>(st.last_duration_ns.load()) / 1e9));
+    out.push_back(single("amt_state_snapshot_fork_seconds",
+                         "The control thread's pause to fork the last periodic snapshot's writer",
+                         MetricType::Gauge, static_cast<double>(st.last_fork_ns.load()) / 1e9));
     const int64_t saved = st.last_saved_unix_ns.load();
     out.push_back(single("amt_state_snapshot_timestamp_seconds",
                          "When the last state snapshot was written (Unix time; 0: none yet)",

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -63,9 +64,7 @@ int64_t unix_now_ns() {
 StateKeeper::StateKeeper(const StateConfig& config, ControlThread& control)
     : config_(config), control_(control) {}
 
-StateKeeper::~StateKeeper() {
-    if (writer_.joinable()) writer_.join();
-}
+StateKeeper::~StateKeeper() { reap_child(true); }
 
 void StateKeeper::reject(const std::string& why) {
     const std::string aside = config_.file + ".rejected";
@@ -111,17 +110,13 @@ void StateKeeper::restore(Time now) {
 }
 
 void StateKeeper::encode(Time now) {
-    const auto t = Clock::now();
     RelayState state;
     control_.engine().save_state(now, state);
     state.saved_at_unix_ns = unix_now_ns();
     encode_state(state, buffer_);
-    encode_ns_ = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
 }
 
 std::string StateKeeper::write(const std::vector<uint8_t>& bytes) {
-    const auto t = Clock::now();
     const std::string tmp = config_.file + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return errno_text("cannot create", tmp);
@@ -151,30 +146,72 @@ std::string StateKeeper::write(const std::vector<uint8_t>& bytes) {
         ::fsync(dfd);
         ::close(dfd);
     }
-    stats_.snapshots.fetch_add(1, std::memory_order_relaxed);
-    stats_.last_bytes = bytes.size();
-    stats_.last_duration_ns =
-        encode_ns_ + static_cast<uint64_t>(
-                         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
-    stats_.last_saved_unix_ns = unix_now_ns();
     return "";
 }
 
 void StateKeeper::maybe_snapshot(Time now) {
-    if (!enabled() || config_.snapshot_interval_seconds == 0 || writing_.load()) return;
-    if (now - last_snapshot_ < Seconds(config_.snapshot_interval_seconds)) return;
+    if (!enabled() || config_.snapshot_interval_seconds == 0) return;
+    if (child_ > 0) reap_child(false);
+    if (child_ > 0 || now - last_snapshot_ < Seconds(config_.snapshot_interval_seconds)) return;
     last_snapshot_ = now;
-    if (writer_.joinable()) writer_.join();  // finished (writing_ is false)
-    encode(now);
-    writing_ = true;
-    writer_ = std::thread([this] {
+    start_child(now);
+}
+
+void StateKeeper::start_child(Time now) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        stats_.failures.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("state: snapshot not started: pipe: {}", std::strerror(errno));
+        return;
+    }
+    const auto t = Clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) {  // the child: encode its copy of the engine, write it, say why not if not
+        ::close(fds[0]);
+        encode(now);
         const std::string error = write(buffer_);
-        if (!error.empty()) {
-            stats_.failures.fetch_add(1, std::memory_order_relaxed);
-            spdlog::warn("state: snapshot not written: {}", error);  // at most once an interval
-        }
-        writing_ = false;
-    });
+        if (!error.empty()) (void)!::write(fds[1], error.data(), error.size());
+        ::_exit(error.empty() ? 0 : 1);
+    }
+    ::close(fds[1]);
+    if (pid < 0) {
+        ::close(fds[0]);
+        stats_.failures.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("state: snapshot not started: fork: {}", std::strerror(errno));
+        return;
+    }
+    stats_.last_fork_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
+    child_ = pid;
+    child_error_ = fds[0];
+    child_started_ = t;
+}
+
+void StateKeeper::reap_child(bool wait) {
+    if (child_ <= 0) return;
+    int status = 0;
+    const pid_t done = ::waitpid(child_, &status, wait ? 0 : WNOHANG);
+    if (done == 0) return;  // still writing
+    char error[512];
+    const ssize_t n = ::read(child_error_, error, sizeof error);
+    ::close(child_error_);
+    child_ = -1;
+    child_error_ = -1;
+    if (done < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        stats_.failures.fetch_add(1, std::memory_order_relaxed);
+        // At most once a snapshot interval.
+        spdlog::warn("state: snapshot not written: {}",
+                     n > 0 ? std::string(error, static_cast<size_t>(n))
+                           : "the writer process ended with status " + std::to_string(status));
+        return;
+    }
+    struct stat info {};
+    stats_.last_bytes = ::stat(config_.file.c_str(), &info) == 0 ? info.st_size : 0;
+    stats_.last_duration_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - child_started_)
+            .count());
+    stats_.last_saved_unix_ns = unix_now_ns();
+    stats_.snapshots.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string StateKeeper::save_now(Time now, size_t& endpoints, size_t& bytes) {
@@ -182,12 +219,21 @@ std::string StateKeeper::save_now(Time now, size_t& endpoints, size_t& bytes) {
         return "state.file is not set: a new process would have nothing to restore (set it and "
                "restart once)";
     }
-    if (writer_.joinable()) writer_.join();
+    reap_child(true);  // a periodic snapshot must not rename over this one
+    const auto t = Clock::now();
     encode(now);
     endpoints = control_.engine().memberships().endpoint_count();
     bytes = buffer_.size();
     std::string error = write(buffer_);
-    if (!error.empty()) stats_.failures.fetch_add(1, std::memory_order_relaxed);
+    if (!error.empty()) {
+        stats_.failures.fetch_add(1, std::memory_order_relaxed);
+        return error;
+    }
+    stats_.last_bytes = bytes;
+    stats_.last_duration_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
+    stats_.last_saved_unix_ns = unix_now_ns();
+    stats_.snapshots.fetch_add(1, std::memory_order_relaxed);
     return error;
 }
 

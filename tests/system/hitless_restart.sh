@@ -59,8 +59,9 @@ start_relay
 planned_at=$(last_running_at)
 restarted "planned restart"
 
-# 2. Crash: the snapshot (every 2 s) is what the new process finds.
-sleep 3
+# 2. Crash: the snapshot (every 2 s, by this process) is what the new process finds.
+wait_for 10 "a periodic snapshot by the restarted relay" \
+    bash -c "[ \$(ip netns exec $(ns relay) curl -sf http://127.0.0.1:9850/metrics | awk '\$1 == \"amt_state_snapshots_total\" {print int(\$2)}') -ge 1 ]"
 kill -KILL "$RELAY_PID"
 wait "$RELAY_PID" 2>/dev/null || true  # reaped here: no "Killed" line from the shell
 start_relay
