@@ -41,6 +41,11 @@ size_t MembershipDb::endpoints_from(const IpAddress& ip) const {
     return it == per_source_ip_.end() ? 0 : it->second;
 }
 
+void MembershipDb::reserve(size_t endpoints) {
+    endpoints_.reserve(endpoints_.size() + endpoints);
+    per_source_ip_.reserve(per_source_ip_.size() + endpoints);
+}
+
 EndpointId MembershipDb::create(const UdpEndpoint& address, const UdpEndpoint& relay, Time now,
                                 Time timeout) {
     EndpointId id;

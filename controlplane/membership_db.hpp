@@ -82,6 +82,8 @@ class MembershipDb {
     size_t group_count() const { return groups_.size(); }
     size_t flow_count() const { return flow_count_; }
 
+    // Room for `endpoints` more without rehashing (a restore knows how many are coming).
+    void reserve(size_t endpoints);
     EndpointId create(const UdpEndpoint& address, const UdpEndpoint& relay, Time now, Time timeout);
     // Replaces e's membership in `group` by `next` (empty() removes it) and emits the edits.
     void set_group(EndpointId e, const GroupMembership& next);

@@ -290,6 +290,7 @@ size_t RelayEngine::restore_state(const RelayState& state, Time now) {
                config_.relay_addresses.end();
     };
     size_t restored = 0;
+    db_.reserve(std::min<size_t>(state.endpoints.size(), config_.limits.max_endpoints));
     for (const SavedEndpoint& e : state.endpoints) {
         // What today's configuration would not have admitted stays out (limits may have been
         // lowered, ASM switched off); a saved endpoint is otherwise taken as it was.
