@@ -12,6 +12,9 @@ source "$(dirname "$0")/topology.sh"
 PROBE="$(dirname "$0")/amt_probe.py"
 CTL=("$AMTCTL" --socket "$WORK/control.sock")
 RELAY_DRAIN_ON="touch $WORK/drain-hook-ran"
+# Saved state on, so the scrape carries the amt_state_* families the alert rules query.
+RELAY_SECTIONS="[state]
+file = \"$WORK/state\""
 build_topology
 
 scrape() { in_ns relay curl -sf http://127.0.0.1:9850/metrics >"$WORK/$1"; }
