@@ -270,16 +270,20 @@ int main(int argc, char** argv) {
         if (state.enabled()) relay_control.set_state(&state);
         bool keep_upstream = false;
         relay_control.on_restart_prepare = [&](Time now) {
+            if (!state.enabled()) {
+                throw std::invalid_argument(
+                    "state.file is not set: a new process would have nothing to restore (set it "
+                    "and restart once)");
+            }
             // Stop answering and stop data first, so the saved state is the last word.
             dp.stop_workers();
             control.poll_once(now);  // what the workers passed on before they stopped
             size_t endpoints = 0, bytes = 0;
             const std::string error = state.save_now(now, endpoints, bytes);
             if (!error.empty()) {
-                spdlog::error("restart-prepare: {}; stopping as for SIGTERM (leaving upstream)",
-                              error);
-                stop_requested = true;
-                throw std::invalid_argument(error + "; the relay stops and leaves upstream");
+                dp.start_workers();  // nothing saved: the relay goes on as it was
+                spdlog::error("restart-prepare: {}; not stopping, the relay goes on", error);
+                throw std::invalid_argument(error + "; not stopping: the relay goes on");
             }
             spdlog::info(
                 "restart-prepare: saved {} tunnel(s) ({} octets) to {}; stopping without leaving "

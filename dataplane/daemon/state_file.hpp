@@ -52,7 +52,7 @@ class StateKeeper {
     void restore(Time now);
     // From the control loop: a snapshot when the interval has passed and the last write is done.
     void maybe_snapshot(Time now);
-    // Planned restart, workers stopped: encodes and writes now, waiting for the disk. Returns
+    // Planned restart, workers stopped, enabled(): encodes and writes now, waiting for the disk. Returns
     // "" on success, else why it failed; endpoints/bytes say what was saved.
     std::string save_now(Time now, size_t& endpoints, size_t& bytes);
     const StateStats& stats() const { return stats_; }
