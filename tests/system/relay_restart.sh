@@ -17,6 +17,15 @@ wait_for 20 "gateway 1 receives" gateway_receives 1
 wait_for 20 "gateway 2 receives" gateway_receives 2
 pass "both gateways receive from the first relay process"
 
+# Without state.file a planned restart is refused before anything stops (hitless_restart.sh
+# covers it with state).
+rc=0
+"$AMTCTL" --socket "$WORK/control.sock" restart-prepare >"$WORK/prepare.txt" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] && grep -q "state.file is not set" "$WORK/prepare.txt" ||
+    fail "restart-prepare without state.file: exit $rc, $(cat "$WORK/prepare.txt")"
+wait_gateway_flowing 1 10 "gateway 1 still receiving after the refused restart-prepare"
+pass "restart-prepare without state.file is refused (exit 1, the reason) and the relay goes on"
+
 stop_relay
 pass "relay stopped"
 # Its leave reaches the upstream, and nothing reaches the gateways while it is down.
