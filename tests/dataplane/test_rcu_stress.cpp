@@ -1,5 +1,6 @@
-// RCU stress (run under ASan by scripts/test): a worker thread replicates a continuous stream
-// while this thread, acting as the control thread, adds and removes tunnels of the same flow
+// RCU stress (run under ASan by scripts/test): one worker, then two (RSS: the stream arrives on
+// both RX queues, each worker replicating its share from the same published sets), replicate a
+// continuous stream while this thread, acting as the control thread, adds and removes tunnels of the same flow
 // and publishes a new GatewaySet after every change. Old sets are freed after each grace period,
 // so a worker that used one too long is a heap-use-after-free under ASan. After a removal, one
 // grace period and a drain of the TX ring, no replica may reach the removed gateway.
@@ -14,8 +15,11 @@
 using namespace amt;
 using namespace amt::test;
 
-TEST(RcuStress, ChurnWhileReplicating) {
-    TestRelay relay("stress");
+class RcuStress : public ::testing::TestWithParam<uint16_t> {};
+
+TEST_P(RcuStress, ChurnWhileReplicating) {
+    const uint16_t workers = GetParam();
+    TestRelay relay("stress" + std::to_string(workers), workers);
     Dataplane& dp = relay.dp();
     const IpAddress source = *IpAddress::parse("198.51.100.7");
     const IpAddress group = *IpAddress::parse("232.1.1.1");
@@ -26,7 +30,7 @@ TEST(RcuStress, ChurnWhileReplicating) {
 
     dp.start_workers();
     constexpr int gateways = 16;
-    constexpr int rounds = 3000;
+    const int rounds = workers == 1 ? 3000 : 1000;  // two workers share two cores with this thread
     std::mt19937 rng(7);
     std::vector<bool> member(gateways, false);
     std::vector<bool> must_not_receive(gateways, false);  // removed, grace passed, ring drained
@@ -61,7 +65,7 @@ TEST(RcuStress, ChurnWhileReplicating) {
         member[g] = add;
         if (add) must_not_receive[g] = false;
         for (int i = 0; i < 4; ++i)
-            relay.nic().inject(stream);
+            relay.nic().inject(stream, static_cast<uint16_t>(i % workers));
         dp.flows().reclaim();
         if (!add) {
             // Wait until the worker has left every loop that could hold the old set, then
@@ -75,8 +79,18 @@ TEST(RcuStress, ChurnWhileReplicating) {
     dp.stop_workers();
     dp.flows().reclaim();
     drain();
-    std::printf("rounds: %d, replicas checked: %llu\n", rounds,
+    uint64_t counted = 0;
+    for (size_t w = 0; w < dp.worker_count(); ++w) {
+        const uint64_t n = dp.worker(w).counters().replicas.value();
+        EXPECT_GT(n, 0u) << "worker " << w << " replicated nothing";
+        counted += n;
+    }
+    std::printf("workers: %u, rounds: %d, replicas checked: %llu\n", workers, rounds,
                 static_cast<unsigned long long>(replicas_seen));
     EXPECT_EQ(violations, 0) << "replicas reached gateways after their removal's grace period";
     EXPECT_GT(replicas_seen, 0u);
+    EXPECT_EQ(counted, replicas_seen) << "the workers' replica counters, summed, are what was sent";
 }
+
+INSTANTIATE_TEST_SUITE_P(Workers, RcuStress, ::testing::Values(1, 2),
+                         [](const auto& info) { return std::to_string(info.param) + "_workers"; });
