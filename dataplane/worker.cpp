@@ -196,6 +196,7 @@ void Worker::classify_ipv4(rte_mbuf* m, size_t l2) {
         if (is_link_local_group_v4(ip + 16) || proto == ip_proto_igmp || proto == ip_proto_pim) {
             return to_exception(m);
         }
+        if (auto refused = refuse_native(ip + 12, Family::ipv4)) return drop(m, *refused);
         return forward_multicast(m, l2, Family::ipv4);
     }
     if (sane && proto == ip_proto_udp && avail >= ihl + udp_header_size &&
@@ -231,6 +232,7 @@ void Worker::classify_ipv6(rte_mbuf* m, size_t l2) {
             next == ip_proto_pim) {
             return to_exception(m);
         }
+        if (auto refused = refuse_native(ip + 8, Family::ipv6)) return drop(m, *refused);
         return forward_multicast(m, l2, Family::ipv6);
     }
     if (sane && next == ip_proto_udp && avail >= ipv6_header_size + udp_header_size &&
@@ -239,6 +241,23 @@ void Worker::classify_ipv6(rte_mbuf* m, size_t l2) {
         return handle_amt(m, l2);
     }
     to_exception(m);
+}
+
+// Native multicast is replicated into tunnels, so it is taken only from where sources live
+// (issue 18: multicast injected on the gateways' segment reached every joined gateway). With an
+// upstream port, that is the upstream port; with one port for both, the frame's source address
+// must be in upstream.source_prefixes, and with none configured nothing is accepted. The list,
+// when given, filters the upstream port as well (an RPF-style check).
+std::optional<DataplaneDrop> Worker::refuse_native(const uint8_t* source, Family family) const {
+    if (setup_.upstream && link_ == &setup_.downstream)
+        return DataplaneDrop::multicast_from_downstream;
+    if (setup_.upstream && setup_.source_prefixes.empty()) return std::nullopt;
+    const IpAddress s = family == Family::ipv4 ? IpAddress::v4_from_bytes(source)
+                                               : IpAddress::v6_from_bytes(source);
+    for (const IpPrefix& p : setup_.source_prefixes) {
+        if (p.contains(s)) return std::nullopt;
+    }
+    return DataplaneDrop::multicast_source_not_allowed;
 }
 
 // The one's-complement sum of the whole inner datagram, which every replica's UDP checksum
