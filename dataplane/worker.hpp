@@ -93,7 +93,8 @@ class Worker : private ReplySink {
 
     void classify_ipv4(rte_mbuf* m, size_t l2);
     void classify_ipv6(rte_mbuf* m, size_t l2);
-    std::optional<DataplaneDrop> refuse_native(const uint8_t* source, Family family) const;
+    std::optional<DataplaneDrop> refuse_native(const uint8_t* source, Family family,
+                                               bool query) const;
     void forward_multicast(rte_mbuf* m, size_t l2, Family family);
     static uint32_t inner_packet_sum(const rte_mbuf* m, const uint8_t* ip, uint16_t length);
     void fragment_and_replicate(rte_mbuf* m, size_t l2, uint16_t length, uint8_t tos,

@@ -26,6 +26,8 @@ namespace amt {
     X(exception_unavailable)     /* for the kernel, but no ports.exception (full: tx_full) */      \
     X(multicast_from_downstream) /* native multicast on the gateways' port (two ports) */          \
     X(multicast_source_not_allowed) /* source outside upstream.source_prefixes */                  \
+    X(query_from_downstream)        /* IGMP/MLD query on the gateways' port (two ports) */         \
+    X(query_source_not_allowed)     /* one port: querier outside upstream.source_prefixes */       \
     X(unknown_ethertype)
 
 enum class DataplaneDrop : uint8_t { AMT_DATAPLANE_DROPS(AMT_ENUM_VALUE) count_ };
