@@ -63,6 +63,47 @@ bool IpAddress::is_link_local_unicast() const {
     return bytes_[0] == 0xfe && (bytes_[1] & 0xc0) == 0x80;
 }
 
+std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
+    const size_t slash = text.find('/');
+    const auto address = IpAddress::parse(text.substr(0, slash));
+    if (!address) return std::nullopt;
+    const unsigned max = address->is_v4() ? 32 : 128;
+    unsigned length = max;
+    if (slash != std::string_view::npos) {
+        const std::string_view digits = text.substr(slash + 1);
+        if (digits.empty() || digits.size() > 3) return std::nullopt;
+        length = 0;
+        for (char c : digits) {
+            if (c < '0' || c > '9') return std::nullopt;
+            length = length * 10 + static_cast<unsigned>(c - '0');
+        }
+        if (length > max) return std::nullopt;
+    }
+    const IpPrefix p{*address, static_cast<uint8_t>(length)};
+    // Host bits set: the network address masked to the length must be the address itself.
+    const ByteView wire = address->wire();
+    for (size_t bit = length; bit < wire.size() * 8; ++bit) {
+        if ((wire[bit / 8] >> (7 - bit % 8)) & 1u) return std::nullopt;
+    }
+    return p;
+}
+
+bool IpPrefix::contains(const IpAddress& a) const {
+    if (a.family() != address.family()) return false;
+    const ByteView x = a.wire();
+    const ByteView y = address.wire();
+    const size_t whole = length / 8;
+    if (std::memcmp(x.data(), y.data(), whole) != 0) return false;
+    const unsigned rest = length % 8;
+    if (rest == 0) return true;
+    const uint8_t mask = static_cast<uint8_t>(0xffu << (8 - rest));
+    return (x[whole] & mask) == (y[whole] & mask);
+}
+
+std::string IpPrefix::to_string() const {
+    return address.to_string() + "/" + std::to_string(length);
+}
+
 std::string IpAddress::to_string() const {
     char buf[INET6_ADDRSTRLEN];
     if (is_v4()) {

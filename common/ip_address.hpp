@@ -76,6 +76,18 @@ class IpAddress {
     std::array<uint8_t, 16> bytes_{};
 };
 
+// ADDRESS/LENGTH: a range of addresses of one family, e.g. the sources a relay accepts.
+struct IpPrefix {
+    IpAddress address;  // host bits zero
+    uint8_t length = 0;
+
+    // "198.51.100.0/24", "2001:db8::/32"; a bare address is a /32 or /128. nullopt when
+    // malformed or when host bits are set (a typo more often than a wish).
+    static std::optional<IpPrefix> parse(std::string_view text);
+    bool contains(const IpAddress& a) const;
+    std::string to_string() const;
+};
+
 struct UdpEndpoint {
     IpAddress ip;
     uint16_t port = 0;

@@ -86,6 +86,7 @@ Dataplane::Dataplane(const DataplaneConfig& config)
         const bool last = i + 1 == config.workers;
         WorkerSetup w{.downstream = {port_id, queues_of(*port_, i), i, last ? shared_tx : nullptr,
                                      port_->mac(), downstream_addresses},
+                      .source_prefixes = config.upstream_source_prefixes,
                       .exception_port = exception_id,
                       .exception_tx_queue = i,
                       .rcu_thread_id = i,

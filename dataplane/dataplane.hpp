@@ -23,6 +23,8 @@ struct DataplaneConfig {
     std::string port;           // downstream ethdev (PCI address or vdev name): gateways' side
     std::string upstream_port;  // sources' side; empty: the same port as downstream
     std::vector<IpAddress> upstream_addresses;  // the relay's addresses on the upstream link
+    // Sources whose native multicast is accepted (required with one port; see Worker).
+    std::vector<IpPrefix> upstream_source_prefixes;
     std::optional<std::string> exception_port;  // net_tap vdev toward the kernel
     uint16_t workers = 1;                       // = RX queues
     uint32_t packet_mbufs = 16383;

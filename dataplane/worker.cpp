@@ -191,11 +191,13 @@ void Worker::classify_ipv4(rte_mbuf* m, size_t l2) {
         // A router's IGMP query is the upstream proxy's (control thread). Link-local groups,
         // other IGMP and PIM are never replicated (checklist §2.10).
         if (proto == ip_proto_igmp && avail > ihl && ip[ihl] == igmp_membership_query) {
+            if (auto refused = refuse_native(ip + 12, Family::ipv4, true)) return drop(m, *refused);
             return to_control(m);
         }
         if (is_link_local_group_v4(ip + 16) || proto == ip_proto_igmp || proto == ip_proto_pim) {
             return to_exception(m);
         }
+        if (auto refused = refuse_native(ip + 12, Family::ipv4, false)) return drop(m, *refused);
         return forward_multicast(m, l2, Family::ipv4);
     }
     if (sane && proto == ip_proto_udp && avail >= ihl + udp_header_size &&
@@ -225,12 +227,16 @@ void Worker::classify_ipv6(rte_mbuf* m, size_t l2) {
     }
     if (ip[24] == 0xff) {
         if (!sane) return drop(m, DataplaneDrop::malformed_multicast);
-        if (is_mld_query(ip, avail)) return to_control(m);
+        if (is_mld_query(ip, avail)) {
+            if (auto refused = refuse_native(ip + 8, Family::ipv6, true)) return drop(m, *refused);
+            return to_control(m);
+        }
         // Scopes 0-2 (ND, MLD, routers), Hop-by-Hop (MLD), ICMPv6 and PIM: never replicated.
         if ((ip[25] & 0x0f) <= 2 || next == ip_proto_hop_by_hop || next == ip_proto_icmpv6 ||
             next == ip_proto_pim) {
             return to_exception(m);
         }
+        if (auto refused = refuse_native(ip + 8, Family::ipv6, false)) return drop(m, *refused);
         return forward_multicast(m, l2, Family::ipv6);
     }
     if (sane && next == ip_proto_udp && avail >= ipv6_header_size + udp_header_size &&
@@ -239,6 +245,28 @@ void Worker::classify_ipv6(rte_mbuf* m, size_t l2) {
         return handle_amt(m, l2);
     }
     to_exception(m);
+}
+
+// Native multicast is replicated into tunnels, so it is taken only from where sources live
+// (issue 18: multicast injected on the gateways' segment reached every joined gateway). With an
+// upstream port, that is the upstream port; with one port for both, the frame's source address
+// must be in upstream.source_prefixes, and with none configured nothing is accepted. The list,
+// when given, filters the upstream port as well (an RPF-style check).
+// IGMP/MLD queries make the upstream proxy report, so only the upstream link's queriers count:
+// the upstream port, or on one port a querier listed in upstream.source_prefixes.
+std::optional<DataplaneDrop> Worker::refuse_native(const uint8_t* source, Family family,
+                                                   bool query) const {
+    if (setup_.upstream && link_ == &setup_.downstream)
+        return query ? DataplaneDrop::query_from_downstream
+                     : DataplaneDrop::multicast_from_downstream;
+    if (setup_.upstream && (query || setup_.source_prefixes.empty())) return std::nullopt;
+    const IpAddress s = family == Family::ipv4 ? IpAddress::v4_from_bytes(source)
+                                               : IpAddress::v6_from_bytes(source);
+    for (const IpPrefix& p : setup_.source_prefixes) {
+        if (p.contains(s)) return std::nullopt;
+    }
+    return query ? DataplaneDrop::query_source_not_allowed
+                 : DataplaneDrop::multicast_source_not_allowed;
 }
 
 // The one's-complement sum of the whole inner datagram, which every replica's UDP checksum

@@ -40,6 +40,9 @@ struct WorkerLink {
 struct WorkerSetup {
     WorkerLink downstream;                   // gateways: AMT in, replicas and replies out
     std::optional<WorkerLink> upstream;      // sources, when on a port of their own
+    // Native multicast is accepted only from these sources (upstream.source_prefixes); with
+    // one port and none listed, from nobody: the gateways' side must not inject streams.
+    std::vector<IpPrefix> source_prefixes;
     std::optional<uint16_t> exception_port;  // TAP toward the kernel, if configured
     uint16_t exception_tx_queue = 0;
     uint32_t rcu_thread_id = 0;
@@ -90,6 +93,8 @@ class Worker : private ReplySink {
 
     void classify_ipv4(rte_mbuf* m, size_t l2);
     void classify_ipv6(rte_mbuf* m, size_t l2);
+    std::optional<DataplaneDrop> refuse_native(const uint8_t* source, Family family,
+                                               bool query) const;
     void forward_multicast(rte_mbuf* m, size_t l2, Family family);
     static uint32_t inner_packet_sum(const rte_mbuf* m, const uint8_t* ip, uint16_t length);
     void fragment_and_replicate(rte_mbuf* m, size_t l2, uint16_t length, uint8_t tos,

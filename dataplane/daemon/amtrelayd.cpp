@@ -62,6 +62,20 @@ void log_startup(const RelayConfig& c, Dataplane& dp) {
             "ports: one TX queue per worker, no spare: the control thread shares the last "
             "worker's under a lock");
     }
+    const DataplaneConfig& d = c.dataplane;
+    std::string sources;
+    for (const IpPrefix& p : d.upstream_source_prefixes)
+        sources += (sources.empty() ? "" : ", ") + p.to_string();
+    const bool one_port = d.upstream_port.empty() || d.upstream_port == d.port;
+    if (one_port && sources.empty()) {
+        spdlog::warn(
+            "ports: one port carries gateways and sources and upstream.source_prefixes is empty: "
+            "all native multicast is refused (multicast_source_not_allowed); list the sources' "
+            "prefixes there, or give the sources a port of their own (ports.upstream)");
+    } else {
+        spdlog::info("native multicast accepted from: {}{}", one_port ? "" : "the upstream port",
+                     sources.empty() ? "" : (one_port ? "" : ", sources in ") + sources);
+    }
     spdlog::info(
         "query interval {} s, membership timeout {} s, secret rotation {} s, teardown {}, asm {}",
         e.query_interval.count(), e.membership_timeout.count(), e.secret_rotation.count(),

@@ -84,6 +84,19 @@ class Section {
         for (const std::string& t : texts)
             out.push_back(parse_address(key, t, unicast));
     }
+    void prefixes(const char* key, std::vector<IpPrefix>& out) {
+        std::vector<std::string> texts;
+        strings(key, texts);
+        for (const std::string& t : texts) {
+            const auto p = IpPrefix::parse(t);
+            if (!p) {
+                fail(qualified(key) + ": \"" + t + "\"",
+                     "must be a prefix like \"198.51.100.0/24\" or \"2001:db8::/32\" (no host "
+                     "bits set; a bare address is a /32 or /128)");
+            }
+            out.push_back(*p);
+        }
+    }
     void mac(const char* key, std::optional<MacAddress>& out) {
         std::string text;
         if (!string(key, text)) return;
@@ -363,6 +376,7 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     Section up(root, "upstream", origin);
     up.addresses("addresses", d.upstream_addresses);
     up.boolean("decrement_ttl", d.decrement_ttl);
+    up.prefixes("source_prefixes", d.upstream_source_prefixes);
     up.reject_unknown();
 
     Section dp(root, "dataplane", origin);

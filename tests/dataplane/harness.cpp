@@ -131,9 +131,13 @@ EngineConfig TestRelay::default_engine() {
     return c;
 }
 
+std::vector<IpPrefix> TestRelay::test_source_prefixes() {
+    return {*IpPrefix::parse("198.51.100.0/24"), *IpPrefix::parse("2001:db8:5::/48")};
+}
+
 TestRelay::TestRelay(const std::string& name, uint16_t workers, const EngineConfig& engine,
                      bool with_exception_port, DataplaneConfig config, bool separate_upstream,
-                     uint16_t nic_tx_queues)
+                     uint16_t nic_tx_queues, bool trust_test_sources)
     : nic_(name, workers, nic_tx_queues != 0 ? nic_tx_queues : static_cast<uint16_t>(workers + 1)),
       relay_v4_{engine.relay_addresses[0], amt_udp_port},
       relay_v6_{
@@ -150,6 +154,8 @@ TestRelay::TestRelay(const std::string& name, uint16_t workers, const EngineConf
             std::make_unique<RingPort>(name + "_up", workers, static_cast<uint16_t>(workers + 1));
         config.upstream_port = upstream_->name();
     }
+    if (!separate_upstream && trust_test_sources && config.upstream_source_prefixes.empty())
+        config.upstream_source_prefixes = test_source_prefixes();
     config.workers = workers;
     config.packet_mbufs = 4095;
     config.header_mbufs = 4095;

@@ -73,8 +73,13 @@ class TestRelay {
     explicit TestRelay(const std::string& name, uint16_t workers = 1,
                        const EngineConfig& engine = default_engine(),
                        bool with_exception_port = false, DataplaneConfig overrides = {},
-                       bool separate_upstream = false, uint16_t nic_tx_queues = 0);
+                       bool separate_upstream = false, uint16_t nic_tx_queues = 0,
+                       bool trust_test_sources = true);
     static EngineConfig default_engine();
+    // On one port the relay takes native multicast only from upstream.source_prefixes: the
+    // tests' sources (198.51.100.0/24, 2001:db8:5::/48) unless the test gives its own list or
+    // passes trust_test_sources = false.
+    static std::vector<IpPrefix> test_source_prefixes();
 
     void step(int rounds = 3);
     Dataplane& dp() { return *dataplane_; }

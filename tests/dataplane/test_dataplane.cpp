@@ -548,3 +548,140 @@ TEST(Dataplane, SeparateUpstreamPortJoinsAndAnswersQueries) {
     EXPECT_TRUE(answered) << "IS_IN{S1} for G1 in answer to the general query";
     EXPECT_TRUE(relay.dp().control().upstream().joined({S1, G1}));
 }
+
+namespace {
+uint64_t dataplane_drops(TestRelay& relay, DataplaneDrop reason) {
+    return relay.dp().worker(0).counters().dropped[static_cast<size_t>(reason)].value();
+}
+}  // namespace
+
+// Issue 18 item 1: native multicast put onto the gateways' segment (spoofed S for (S,G), or
+// none needed for (*,G)) must not reach joined gateways when the sources have a port of their
+// own; it is counted as multicast_from_downstream.
+TEST(Dataplane, NativeMulticastFromTheGatewaysPortIsRefusedWhenThereIsAnUpstreamPort) {
+    TestRelay relay("mcdown", 1, TestRelay::default_engine(), false, {}, true);
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    ASSERT_TRUE(relay.join(gw(2), relay.relay_v4(),
+                           TestRelay::report(RecordType::change_to_exclude, ASM_G, {})));
+    ASSERT_TRUE(relay.join(gw6(3), relay.relay_v6(),
+                           TestRelay::report(RecordType::allow_new_sources, G6, {S6})));
+    relay.nic().sent();
+    Frame unicast_mac = multicast_frame(S1, G1, 200);
+    std::copy(relay.relay_mac().begin(), relay.relay_mac().end(), unicast_mac.begin());
+    relay.nic().inject(unicast_mac);                      // the relay's own MAC
+    relay.nic().inject(multicast_frame(S1, G1, 200));     // a multicast MAC
+    relay.nic().inject(multicast_frame(S2, ASM_G, 200));  // (*,G): any source
+    relay.nic().inject(multicast_frame(S6, G6, 200));     // IPv6
+    relay.step();
+    EXPECT_EQ(sent_data(relay).size(), 0u) << "nothing from the gateways' side is replicated";
+    EXPECT_EQ(dataplane_drops(relay, DataplaneDrop::multicast_from_downstream), 4u);
+
+    relay.upstream().inject(multicast_frame(S1, G1, 200));
+    relay.upstream().inject(multicast_frame(S2, ASM_G, 200));
+    relay.upstream().inject(multicast_frame(S6, G6, 200));
+    relay.step();
+    EXPECT_EQ(sent_data(relay).size(), 3u) << "the upstream port's streams still flow";
+    EXPECT_EQ(dataplane_drops(relay, DataplaneDrop::multicast_from_downstream), 4u);
+}
+
+// One port for gateways and sources: native multicast only from upstream.source_prefixes, and
+// from nobody when none are configured (default to safe).
+TEST(Dataplane, OnePortAcceptsNativeMulticastOnlyFromTheConfiguredSourcePrefixes) {
+    {
+        DataplaneConfig overrides;
+        overrides.upstream_source_prefixes = {*IpPrefix::parse("198.51.100.4/30")};  // .4-.7
+        TestRelay relay("mcprefix", 1, TestRelay::default_engine(), false, overrides);
+        ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                               TestRelay::report(RecordType::allow_new_sources, G1, {S1, S2})));
+        ASSERT_TRUE(relay.join(gw6(2), relay.relay_v6(),
+                               TestRelay::report(RecordType::allow_new_sources, G6, {S6})));
+        relay.nic().sent();
+        relay.nic().inject(multicast_frame(S1, G1, 200));  // 198.51.100.7: listed
+        relay.nic().inject(multicast_frame(S2, G1, 200));  // 198.51.100.8: not
+        relay.nic().inject(multicast_frame(S6, G6, 200));  // no IPv6 prefix listed
+        relay.step();
+        const std::vector<Frame> out = sent_data(relay);
+        ASSERT_EQ(out.size(), 1u);
+        MulticastData d;
+        ASSERT_EQ(parse_multicast_data(parse_frame(out[0]).udp.payload, d), ParseError::ok);
+        EXPECT_EQ(IpAddress::v4_from_bytes(d.packet.data() + 12), S1);
+        EXPECT_EQ(dataplane_drops(relay, DataplaneDrop::multicast_source_not_allowed), 2u);
+    }
+    TestRelay relay("mcnone", 1, TestRelay::default_engine(), false, {}, false, 0, false);
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::change_to_exclude, ASM_G, {})));
+    relay.nic().sent();
+    relay.nic().inject(multicast_frame(S1, ASM_G, 200));
+    relay.step();
+    EXPECT_EQ(sent_data(relay).size(), 0u) << "one port, no source_prefixes: nothing accepted";
+    EXPECT_EQ(dataplane_drops(relay, DataplaneDrop::multicast_source_not_allowed), 1u);
+}
+
+namespace {
+// A router's IGMPv3 general query from `querier` (the codec writes 0.0.0.0; the test sets it).
+Frame general_query_from(const IpAddress& querier) {
+    Frame query(ethernet_header_size + igmpv3_general_query_size);
+    build_ethernet(query, {0x01, 0x00, 0x5e, 0, 0, 1}, router_mac, ethertype_ipv4);
+    build_igmpv3_general_query(MutByteView(query).subspan(ethernet_header_size),
+                               {.robustness = 2, .qqic = 10, .max_resp_code = 0});
+    uint8_t* ip = query.data() + ethernet_header_size;
+    std::memcpy(ip + 12, querier.wire().data(), 4);
+    store_be16(ip + 10, 0);
+    store_be16(ip + 10, checksum_finish(checksum_add(ByteView(ip, 24))));
+    return query;
+}
+
+// Whether the relay's reports in `frames` answer for (G1) after a general query.
+size_t answers_for_g1(const std::vector<Frame>& frames) {
+    size_t n = 0;
+    for (const MembershipReport& r : reports_in(frames)) {
+        auto records = r.records();
+        GroupRecord rec;
+        while (records.next(rec))
+            n += rec.type == static_cast<uint8_t>(RecordType::mode_is_include) && rec.group == G1;
+    }
+    return n;
+}
+}  // namespace
+
+// Issue 18 item 3: only the upstream link's queriers count. Queries sent on the gateways' port
+// drew reports upstream (1,000 queries, 52 reports).
+TEST(Dataplane, QueriesFromTheGatewaysPortAreNotAnsweredWhenThereIsAnUpstreamPort) {
+    TestRelay relay("qdown", 1, TestRelay::default_engine(), false, {}, true);
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    relay.upstream().sent();
+    relay.nic().inject(general_query_from(*IpAddress::parse("203.0.113.5")));
+    relay.step();
+    relay.advance(std::chrono::milliseconds(200));
+    relay.step();
+    EXPECT_EQ(answers_for_g1(relay.upstream().sent()), 0u);
+    EXPECT_EQ(dataplane_drops(relay, DataplaneDrop::query_from_downstream), 1u);
+
+    relay.upstream().inject(general_query_from(*IpAddress::parse("10.0.1.1")));
+    relay.step();
+    relay.advance(std::chrono::milliseconds(200));
+    relay.step();
+    EXPECT_EQ(answers_for_g1(relay.upstream().sent()), 1u) << "the upstream querier is answered";
+}
+
+// One port: a query counts only from a querier in upstream.source_prefixes.
+TEST(Dataplane, OnePortAnswersQueriesOnlyFromTheConfiguredPrefixes) {
+    TestRelay relay("qprefix");  // the harness lists 198.51.100.0/24 and 2001:db8:5::/48
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           TestRelay::report(RecordType::allow_new_sources, G1, {S1})));
+    relay.nic().sent();
+    relay.nic().inject(general_query_from(*IpAddress::parse("203.0.113.5")));  // gateway side
+    relay.step();
+    relay.advance(std::chrono::milliseconds(200));
+    relay.step();
+    EXPECT_EQ(answers_for_g1(relay.nic().sent()), 0u);
+    EXPECT_EQ(dataplane_drops(relay, DataplaneDrop::query_source_not_allowed), 1u);
+
+    relay.nic().inject(general_query_from(*IpAddress::parse("198.51.100.1")));
+    relay.step();
+    relay.advance(std::chrono::milliseconds(200));
+    relay.step();
+    EXPECT_EQ(answers_for_g1(relay.nic().sent()), 1u);
+}

@@ -33,6 +33,8 @@ args = ["-l", "0-1", "--no-huge", "-m", "256", "--no-shconf", "--no-pci",
 addresses = ["192.0.2.1"]
 [downstream]
 next_hop_mac = "${gw_mac}"
+[upstream]
+source_prefixes = ["192.0.2.2/32"]  # one port: the only host whose multicast is replicated
 [dataplane]
 packet_mbufs = 8191
 header_mbufs = 2047

@@ -22,6 +22,8 @@ downstream = "net_af_packet0"
 addresses = ["192.0.2.1"]
 [downstream]
 next_hop = "192.0.2.2"
+[upstream]
+source_prefixes = ["192.0.2.2/32"]  # one port: the only host whose multicast is replicated
 [dataplane]
 packet_mbufs = 4095
 header_mbufs = 4095

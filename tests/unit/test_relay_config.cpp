@@ -288,3 +288,39 @@ TEST(RelayConfig, AfXdpErrorsNameTheKey) {
                   .find("with [af_xdp] the relay has one port, net_af_xdp0"),
               std::string::npos);
 }
+
+// Issue 18 item 1: where native multicast may come from on a one-port relay.
+TEST(RelayConfig, UpstreamSourcePrefixes) {
+    EXPECT_TRUE(parse_relay_config(minimal, "test.toml").dataplane.upstream_source_prefixes.empty())
+        << "default: none (one port: no native multicast accepted)";
+    const RelayConfig c = parse_relay_config(
+        std::string(minimal) +
+            "[upstream]\nsource_prefixes = [\"198.51.100.0/24\", \"2001:db8:5::/48\", "
+            "\"192.0.2.2\"]\n",
+        "test.toml");
+    const auto& p = c.dataplane.upstream_source_prefixes;
+    ASSERT_EQ(p.size(), 3u);
+    EXPECT_EQ(p[0].to_string(), "198.51.100.0/24");
+    EXPECT_EQ(p[2].to_string(), "192.0.2.2/32") << "a bare address is a host prefix";
+    EXPECT_TRUE(p[0].contains(*IpAddress::parse("198.51.100.255")));
+    EXPECT_FALSE(p[0].contains(*IpAddress::parse("198.51.101.0")));
+    EXPECT_FALSE(p[0].contains(*IpAddress::parse("::c633:6407"))) << "other family";
+    EXPECT_TRUE(p[1].contains(*IpAddress::parse("2001:db8:5:ffff::1")));
+    EXPECT_FALSE(p[1].contains(*IpAddress::parse("2001:db8:6::1")));
+    EXPECT_TRUE(IpPrefix::parse("0.0.0.0/0")->contains(*IpAddress::parse("203.0.113.9")));
+    EXPECT_TRUE(IpPrefix::parse("198.51.100.4/30")->contains(*IpAddress::parse("198.51.100.7")));
+    EXPECT_FALSE(IpPrefix::parse("198.51.100.4/30")->contains(*IpAddress::parse("198.51.100.8")));
+
+    const std::string base = std::string(minimal) + "[upstream]\nsource_prefixes = ";
+    const std::string allowed =
+        "must be a prefix like \"198.51.100.0/24\" or \"2001:db8::/32\" (no host bits set; a "
+        "bare address is a /32 or /128)";
+    EXPECT_EQ(error_of(base + "[\"198.51.100.7/24\"]\n"),
+              "test.toml: upstream.source_prefixes: \"198.51.100.7/24\": " + allowed);
+    EXPECT_EQ(error_of(base + "[\"198.51.100.0/33\"]\n"),
+              "test.toml: upstream.source_prefixes: \"198.51.100.0/33\": " + allowed);
+    EXPECT_EQ(error_of(base + "[\"sources\"]\n"),
+              "test.toml: upstream.source_prefixes: \"sources\": " + allowed);
+    EXPECT_EQ(error_of(base + "\"198.51.100.0/24\"\n"),
+              "test.toml: upstream.source_prefixes: must be an array of strings");
+}
