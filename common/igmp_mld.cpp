@@ -109,10 +109,15 @@ size_t build_igmpv3_general_query(MutByteView out, const QueryParameters& q) {
     return igmpv3_general_query_size;
 }
 
+IpAddress default_query_source_v6() {
+    uint8_t ll[16] = {0xfe, 0x80};
+    ll[15] = 1;
+    return IpAddress::v6_from_bytes(ll);
+}
+
 size_t build_mldv2_general_query(MutByteView out, const QueryParameters& q) {
-    if (out.size() < mldv2_general_query_size) return 0;
-    const size_t h =
-        write_membership_ip_header(out, Family::ipv6, unspecified(Family::ipv6), all_nodes_v6, 28);
+    if (out.size() < mldv2_general_query_size || !q.source_v6.is_v6()) return 0;
+    const size_t h = write_membership_ip_header(out, Family::ipv6, q.source_v6, all_nodes_v6, 28);
     uint8_t* m = out.data() + h;
     std::memset(m, 0, 28);
     m[0] = mld_query;

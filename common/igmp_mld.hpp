@@ -36,16 +36,23 @@ inline bool is_known_record_type(uint8_t t) {
     return t >= 1 && t <= 6;
 }
 
+// fe80::1, the MLD query source when the relay's port has not given it one of its own.
+IpAddress default_query_source_v6();
+
 // Fields of a general query the relay chooses (checklist §2.5, §7).
 struct QueryParameters {
     uint8_t robustness = 2;      // QRV, 1-7
     uint8_t qqic = 125;          // seconds; keep <= 127 for VLC and Linux gateways
     uint16_t max_resp_code = 1;  // IGMP: 8 bits in 0.1 s; MLD: 16 bits in ms
+    // The MLDv2 query's IPv6 source. Link-local: Linux (and RFC 3810 §5.1.14 hosts) drop MLD
+    // queries from any other source, so a query from :: is never answered by a Linux gateway.
+    IpAddress source_v6 = default_query_source_v6();
 };
 
 // Writes IPv4 (IHL 6, Router Alert, TOS 0xC0, TTL 1, 0.0.0.0 -> 224.0.0.1) + IGMPv3 general query.
 size_t build_igmpv3_general_query(MutByteView out, const QueryParameters& q);
-// Writes IPv6 (hop limit 1, :: -> ff02::1) + Hop-by-Hop(Router Alert, PadN) + MLDv2 general query.
+// Writes IPv6 (hop limit 1, q.source_v6 -> ff02::1) + Hop-by-Hop(Router Alert, PadN) + MLDv2
+// general query.
 size_t build_mldv2_general_query(MutByteView out, const QueryParameters& q);
 
 struct GeneralQuery {

@@ -45,9 +45,13 @@ struct EngineConfig {
     bool accept_linux_p_flag = true;  // octet-1 bit 0x80 means P as well (Linux kernel)
     bool cisco_mac_compat = false;    // accept a match on the first 4 MAC octets (IOS-XE)
     RelayLimits limits;
+    // Source of the encapsulated MLDv2 Query: must be link-local (Linux gateways drop others).
+    // The dataplane sets it to its upstream MLD report source (derived from the port's MAC).
+    IpAddress query_source_v6 = default_query_source_v6();
 
     QueryParameters query_parameters() const {
-        return {robustness, static_cast<uint8_t>(query_interval.count()), max_response_code};
+        return {robustness, static_cast<uint8_t>(query_interval.count()), max_response_code,
+                query_source_v6};
     }
     // How long the previous secret stays valid after a rotation (RFC 7450 §5.3.3.4).
     Seconds previous_secret_window() const { return 2 * query_interval; }

@@ -249,8 +249,11 @@ void RelayEngine::advance(Time now) {
 }
 
 void RelayEngine::reconfigure(const EngineConfig& config) {
+    // The query source comes from the port, not the file: a reload keeps it.
+    const IpAddress query_source = config_.query_source_v6;
     config_ = config;
-    responder_.reconfigure(config);
+    config_.query_source_v6 = query_source;
+    responder_.reconfigure(config_);
     update_capacity_flag();
 }
 

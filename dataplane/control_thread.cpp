@@ -9,12 +9,21 @@
 
 namespace amt {
 
+namespace {
+// Gateways see the relay's MLD querier at the same link-local address routers see its reports.
+EngineConfig with_query_source(EngineConfig c, const UpstreamConfig& upstream) {
+    if (upstream.source_v6.is_v6() && upstream.source_v6.is_link_local_unicast())
+        c.query_source_v6 = upstream.source_v6;
+    return c;
+}
+}  // namespace
+
 ControlThread::ControlThread(const ControlSetup& setup, const EngineConfig& engine_config,
                              SecretStore& secrets, FlowTable& flows, rte_ring* control_ring,
                              const TunnelDefaults& tunnels, NextHops& next_hops, rte_mempool* pool,
                              WorkerCounters& counters)
     : setup_(setup),
-      engine_(engine_config, secrets, *this),
+      engine_(with_query_source(engine_config, setup.upstream), secrets, *this),
       upstream_(setup.upstream, *this),
       flows_(flows),
       publisher_(flows, tunnels, next_hops),
