@@ -54,6 +54,11 @@ std::string validate(const EngineConfig& c) {
         return "limits.replies_per_second_per_source_ip must be > 0 and "
                "limits.reply_burst_per_source_ip >= 1";
     }
+    if (c.limits.replies_per_second < 1 || c.limits.replies_per_second > 1e9 ||
+        c.limits.reply_burst < 1 || c.limits.reply_burst > 1e9) {
+        return "limits.replies_per_second and limits.reply_burst must be 1..1e9 (the global "
+               "reply budget; 0 would answer no gateway)";
+    }
     return {};
 }
 

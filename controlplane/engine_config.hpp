@@ -25,6 +25,9 @@ struct RelayLimits {
     // Token bucket per source IP for Advertisements and Queries (reflection, checklist §2.11).
     double replies_per_second_per_source_ip = 200;
     double reply_burst_per_source_ip = 400;
+    // Global bucket over all addresses, after the per-address one (spoofed floods, issue 18).
+    double replies_per_second = 50'000;
+    double reply_burst = 100'000;
 };
 
 struct EngineConfig {

@@ -22,6 +22,7 @@ HandshakeResponder::HandshakeResponder(const EngineConfig& config, const SecretS
       previous_mac_(std::make_unique<MacComputer>(config.mac_algorithm, snapshot_.previous)) {
     limiter_.configure(config.limits.replies_per_second_per_source_ip,
                        config.limits.reply_burst_per_source_ip);
+    budget_.configure(config.limits.replies_per_second, config.limits.reply_burst, 0);
 }
 
 void HandshakeResponder::reconfigure(const EngineConfig& config) {
@@ -34,6 +35,7 @@ void HandshakeResponder::reconfigure(const EngineConfig& config) {
     config_ = config;
     limiter_.configure(config.limits.replies_per_second_per_source_ip,
                        config.limits.reply_burst_per_source_ip);
+    budget_.configure(config.limits.replies_per_second, config.limits.reply_burst, 0);
 }
 
 void HandshakeResponder::refresh_secrets() {
@@ -67,6 +69,10 @@ bool HandshakeResponder::accept_reply_target(const Datagram& d, Time now) {
     }
     if (!limiter_.allow(d.src.ip, now)) {
         counters_.drop(DropReason::rate_limited);
+        return false;
+    }
+    if (budget_.take(now, false) == BudgetVerdict::refused) {
+        counters_.drop(DropReason::reply_budget_exhausted);
         return false;
     }
     return true;

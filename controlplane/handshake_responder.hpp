@@ -12,6 +12,7 @@
 #include "common/amt_messages.hpp"
 #include "controlplane/engine_config.hpp"
 #include "controlplane/protocol_counters.hpp"
+#include "controlplane/reply_budget.hpp"
 #include "controlplane/reply_rate_limiter.hpp"
 #include "controlplane/response_mac.hpp"
 #include "controlplane/secret_store.hpp"
@@ -81,6 +82,7 @@ class HandshakeResponder {
     std::unique_ptr<MacComputer> current_mac_;
     std::unique_ptr<MacComputer> previous_mac_;
     ReplyRateLimiter limiter_;
+    ReplyBudget budget_;  // TODO(issue 18.4): shared by all workers
     std::atomic<bool> refusing_{false};
     ProtocolCounters counters_;
 };

@@ -62,6 +62,8 @@ EngineConfig unlimited_config() {
     config.relay_addresses = {*IpAddress::parse("192.0.2.1")};
     config.limits.replies_per_second_per_source_ip = 1e12;
     config.limits.reply_burst_per_source_ip = 1e12;
+    config.limits.replies_per_second = 1e9;
+    config.limits.reply_burst = 1e9;
     return config;
 }
 

@@ -181,6 +181,8 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     config.engine.limits.max_endpoints = static_cast<uint32_t>(spec.steady + pool_size + 16);
     config.engine.limits.replies_per_second_per_source_ip = 1e12;
     config.engine.limits.reply_burst_per_source_ip = 1e12;
+    config.engine.limits.replies_per_second = 1e9;
+    config.engine.limits.reply_burst = 1e9;
     auto dp = std::make_unique<Dataplane>(config);
     ControlThread& control = dp->control();
     RelayEngine& engine = control.engine();

@@ -355,6 +355,8 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     limits.number("replies_per_second_per_source_ip", e.limits.replies_per_second_per_source_ip,
                   0.001);
     limits.number("reply_burst_per_source_ip", e.limits.reply_burst_per_source_ip, 1);
+    limits.number("replies_per_second", e.limits.replies_per_second, 1);
+    limits.number("reply_burst", e.limits.reply_burst, 1);
     limits.reject_unknown();
 
     Section down(root, "downstream", origin);

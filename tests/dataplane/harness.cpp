@@ -127,6 +127,8 @@ EngineConfig TestRelay::default_engine() {
     EngineConfig c;
     c.relay_addresses = {*IpAddress::parse("192.0.2.1"), *IpAddress::parse("2001:db8::1")};
     c.limits.replies_per_second_per_source_ip = 1e9;
+    c.limits.replies_per_second = 1e9;
+    c.limits.reply_burst = 1e9;
     c.limits.reply_burst_per_source_ip = 1e9;
     return c;
 }

@@ -52,6 +52,8 @@ TEST(EngineScale, BytesPerEndpointWithOneSgEach) {
     config.relay_addresses = {relay};
     config.limits.max_endpoints = static_cast<uint32_t>(n);
     config.limits.replies_per_second_per_source_ip = 1e9;  // one Request per gateway IP anyway
+    config.limits.replies_per_second = 1e9;
+    config.limits.reply_burst = 1e9;
     SecretStore secrets(Time{0});
     CountingSink sink;
 

@@ -529,6 +529,8 @@ EngineConfig differential_config(Seconds timeout) {
     c.limits.max_groups_per_endpoint = 1'000;
     c.limits.max_sources_per_group = 1'000;
     c.limits.replies_per_second_per_source_ip = 1e9;
+    c.limits.replies_per_second = 1e9;
+    c.limits.reply_burst = 1e9;
     c.limits.reply_burst_per_source_ip = 1e9;
     return c;
 }

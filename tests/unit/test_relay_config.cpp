@@ -190,15 +190,32 @@ TEST(RelayConfig, ErrorsNameTheKeyAndWhatIsAllowed) {
               "does not exist: create it (mode 0700) or choose another");
     EXPECT_EQ(error_of(base + "[state]\nsnapshot_interval = 4000\n"),
               "test.toml: state.snapshot_interval = 4000: must be 0..3600");
-    EXPECT_NE(error_of(base + "[state]\nfiel = \"/tmp/x\"\n").find("state.fiel"), std::string::npos);
+    EXPECT_NE(error_of(base + "[state]\nfiel = \"/tmp/x\"\n").find("state.fiel"),
+              std::string::npos);
+}
+
+// Issue 18, item 4: the global reply budget's keys are read and checked.
+TEST(RelayConfig, GlobalReplyBudgetKeys) {
+    const std::string base = minimal;
+    const RelayConfig c = parse_relay_config(
+        base + "[limits]\nreplies_per_second = 2000\nreply_burst = 300\n", "test.toml");
+    EXPECT_DOUBLE_EQ(c.dataplane.engine.limits.replies_per_second, 2000);
+    EXPECT_DOUBLE_EQ(c.dataplane.engine.limits.reply_burst, 300);
+    EXPECT_NE(
+        error_of(base + "[limits]\nreplies_per_second = 0\n").find("limits.replies_per_second = 0"),
+        std::string::npos);
+    EXPECT_NE(error_of(base + "[limits]\nreply_burst = 2e9\n")
+                  .find("limits.replies_per_second and "
+                        "limits.reply_burst must be"),
+              std::string::npos);
 }
 
 TEST(RelayConfig, StateSection) {
     const std::string base = "[ports]\ndownstream = \"x\"\n[relay]\naddresses = [\"192.0.2.1\"]\n";
     EXPECT_EQ(parse_relay_config(base, "t").state.file, "");
     EXPECT_EQ(parse_relay_config(base, "t").state.snapshot_interval_seconds, 5u);
-    const RelayConfig c =
-        parse_relay_config(base + "[state]\nfile = \"/tmp/amt-state\"\nsnapshot_interval = 0\n", "t");
+    const RelayConfig c = parse_relay_config(
+        base + "[state]\nfile = \"/tmp/amt-state\"\nsnapshot_interval = 0\n", "t");
     EXPECT_EQ(c.state.file, "/tmp/amt-state");
     EXPECT_EQ(c.state.snapshot_interval_seconds, 0u);
 }

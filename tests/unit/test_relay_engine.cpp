@@ -1579,6 +1579,22 @@ TEST_F(RelayLoad, ReplyRateLimiter) {
     EXPECT_EQ(dropped(DropReason::rate_limited), 4u);
 }
 
+// Issue 18, item 4: a flood spread over many addresses (each far below its per-address bucket)
+// is capped by the global budget, refused as reply_budget_exhausted; the budget refills.
+TEST_F(RelayLoad, GlobalReplyBudgetCapsManyAddresses) {
+    config.limits.replies_per_second = 100;
+    config.limits.reply_burst = 50;
+    for (uint32_t i = 0; i < 500; ++i)
+        deliver({IpAddress::v4(0xc6336400u + i), 40000}, relay4, request_msg(i));
+    EXPECT_EQ(sink.replies.size(), 50u);
+    EXPECT_EQ(dropped(DropReason::reply_budget_exhausted), 450u);
+    EXPECT_EQ(dropped(DropReason::rate_limited), 0u);
+    now += seconds(1);
+    for (uint32_t i = 0; i < 500; ++i)
+        deliver({IpAddress::v4(0xc6336400u + 1000 + i), 40000}, relay4, request_msg(i));
+    EXPECT_EQ(sink.replies.size(), 100u);
+}
+
 // =============================================================================================
 // §2.13 IPv4/IPv6 combinations
 

@@ -73,6 +73,8 @@ EngineConfig config_for(uint32_t endpoints) {
     c.asm_enabled = true;
     c.limits.max_endpoints = endpoints;
     c.limits.replies_per_second_per_source_ip = 1e9;
+    c.limits.replies_per_second = 1e9;
+    c.limits.reply_burst = 1e9;
     return c;
 }
 
