@@ -186,7 +186,9 @@ int main(int argc, char** argv) {
     app.add_subcommand("restart-prepare",
                        "planned restart: save state.file and stop WITHOUT leaving upstream; then "
                        "start the new relay with the same state.file")
-        ->callback([&] { request = {{"command", "restart-prepare"}}; });
+        ->callback([&] {
+            request = {{"command", "restart-prepare"}};
+        });
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -239,8 +239,8 @@ void encode_state(const RelayState& s, std::vector<uint8_t>& out) {
 }
 
 std::string decode_state(ByteView file, RelayState& s) {
-    if (file.size() < header_size) return "truncated: " + std::to_string(file.size()) +
-                                          " octets, shorter than the header";
+    if (file.size() < header_size)
+        return "truncated: " + std::to_string(file.size()) + " octets, shorter than the header";
     if (!std::equal(magic.begin(), magic.end(), file.begin())) return "not a relay state file";
     uint32_t version = 0, size = 0, crc = 0, reserved = 0;
     uint64_t payload = 0;

@@ -38,8 +38,8 @@ struct WorkerLink {
 };
 
 struct WorkerSetup {
-    WorkerLink downstream;                   // gateways: AMT in, replicas and replies out
-    std::optional<WorkerLink> upstream;      // sources, when on a port of their own
+    WorkerLink downstream;               // gateways: AMT in, replicas and replies out
+    std::optional<WorkerLink> upstream;  // sources, when on a port of their own
     // Native multicast is accepted only from these sources (upstream.source_prefixes); with
     // one port and none listed, from nobody: the gateways' side must not inject streams.
     std::vector<IpPrefix> source_prefixes;

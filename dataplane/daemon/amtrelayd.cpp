@@ -305,9 +305,8 @@ int main(int argc, char** argv) {
                 endpoints, bytes, config.state.file);
             keep_upstream = true;
             stop_requested = true;
-            return nlohmann::ordered_json{{"saved_endpoints", endpoints},
-                                          {"bytes", bytes},
-                                          {"file", config.state.file}};
+            return nlohmann::ordered_json{
+                {"saved_endpoints", endpoints}, {"bytes", bytes}, {"file", config.state.file}};
         };
         dp.start_workers();
         spdlog::info("relay running (pid {})", getpid());

@@ -145,10 +145,9 @@ class Section {
     std::set<std::string> used_;
 };
 
-const std::set<std::string> sections = {"eal",        "ports",    "relay",     "limits",
-                                        "downstream", "upstream", "dataplane", "log",
-                                        "af_xdp",     "metrics",  "control",   "drain",
-                                        "state"};
+const std::set<std::string> sections = {"eal",      "ports",     "relay", "limits", "downstream",
+                                        "upstream", "dataplane", "log",   "af_xdp", "metrics",
+                                        "control",  "drain",     "state"};
 
 // [af_xdp]: net_af_xdp on a kernel-owned interface with the project's XDP program. Fills
 // c.af_xdp, adds the PMD's --vdev to the EAL arguments and names the port.
@@ -247,8 +246,9 @@ void parse_state(const toml::table& root, const std::string& origin, StateConfig
         const std::string dir = st.file.substr(0, st.file.rfind('/'));
         struct stat info {};
         if (!dir.empty() && (::stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))) {
-            s.fail("state.file = \"" + st.file + "\"",
-                   "its folder " + dir + " does not exist: create it (mode 0700) or choose another");
+            s.fail(
+                "state.file = \"" + st.file + "\"",
+                "its folder " + dir + " does not exist: create it (mode 0700) or choose another");
         }
     }
     s.integer("snapshot_interval", st.snapshot_interval_seconds, 0, 3600);

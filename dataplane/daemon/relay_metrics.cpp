@@ -135,9 +135,10 @@ void add_state_families(const StateStats& st, std::vector<MetricFamily>& out) {
                          MetricType::Counter, static_cast<double>(st.failures.load())));
     out.push_back(single("amt_state_snapshot_bytes", "Size of the last state snapshot",
                          MetricType::Gauge, static_cast<double>(st.last_bytes.load())));
-    out.push_back(single("amt_state_snapshot_duration_seconds",
-                         "From the start of the last state snapshot to the file on disk (fsync, rename)",
-                         MetricType::Gauge, static_cast<double>(st.last_duration_ns.load()) / 1e9));
+    out.push_back(
+        single("amt_state_snapshot_duration_seconds",
+               "From the start of the last state snapshot to the file on disk (fsync, rename)",
+               MetricType::Gauge, static_cast<double>(st.last_duration_ns.load()) / 1e9));
     out.push_back(single("amt_state_snapshot_fork_seconds",
                          "The control thread's pause to fork the last periodic snapshot's writer",
                          MetricType::Gauge, static_cast<double>(st.last_fork_ns.load()) / 1e9));

@@ -64,7 +64,9 @@ int64_t unix_now_ns() {
 StateKeeper::StateKeeper(const StateConfig& config, ControlThread& control)
     : config_(config), control_(control) {}
 
-StateKeeper::~StateKeeper() { reap_child(true); }
+StateKeeper::~StateKeeper() {
+    reap_child(true);
+}
 
 void StateKeeper::reject(const std::string& why) {
     const std::string aside = config_.file + ".rejected";
@@ -105,8 +107,9 @@ void StateKeeper::restore(Time now) {
     spdlog::info(
         "state: restored {} of {} tunnel(s) from {} (saved {:.1f} s ago, {} octets) in {:.1f} ms; "
         "flows published and upstream joins sent",
-        restored, state.endpoints.size(), config_.file, std::chrono::duration<double>(elapsed).count(),
-        data->size(), std::chrono::duration<double, std::milli>(Clock::now() - t).count());
+        restored, state.endpoints.size(), config_.file,
+        std::chrono::duration<double>(elapsed).count(), data->size(),
+        std::chrono::duration<double, std::milli>(Clock::now() - t).count());
 }
 
 void StateKeeper::encode(Time now) {

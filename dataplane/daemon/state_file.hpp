@@ -12,10 +12,10 @@
 // wait for any of it. The file is mode 0600: it holds MAC secrets.
 #pragma once
 
+#include <sys/types.h>
 #include <atomic>
 #include <cstdint>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 #include "dataplane/control_thread.hpp"
@@ -23,7 +23,7 @@
 namespace amt {
 
 struct StateConfig {
-    std::string file;                     // "" disables saved state
+    std::string file;                        // "" disables saved state
     uint32_t snapshot_interval_seconds = 5;  // 0: no periodic snapshots (planned restarts only)
 };
 
@@ -34,8 +34,8 @@ struct StateStats {
     std::atomic<uint64_t> snapshots{0};
     std::atomic<uint64_t> failures{0};
     std::atomic<uint64_t> last_bytes{0};
-    std::atomic<uint64_t> last_duration_ns{0};  // fork to file on disk, of the last snapshot
-    std::atomic<uint64_t> last_fork_ns{0};      // the control thread's pause for it
+    std::atomic<uint64_t> last_duration_ns{0};   // fork to file on disk, of the last snapshot
+    std::atomic<uint64_t> last_fork_ns{0};       // the control thread's pause for it
     std::atomic<int64_t> last_saved_unix_ns{0};  // 0: none yet
 };
 
@@ -52,7 +52,8 @@ class StateKeeper {
     void restore(Time now);
     // From the control loop: a snapshot when the interval has passed and the last write is done.
     void maybe_snapshot(Time now);
-    // Planned restart, workers stopped, enabled(): encodes and writes now, waiting for the disk. Returns
+    // Planned restart, workers stopped, enabled(): encodes and writes now, waiting for the disk.
+    // Returns
     // "" on success, else why it failed; endpoints/bytes say what was saved.
     std::string save_now(Time now, size_t& endpoints, size_t& bytes);
     const StateStats& stats() const { return stats_; }
@@ -69,7 +70,7 @@ class StateKeeper {
     StateStats stats_;
     Time last_snapshot_{};
     std::vector<uint8_t> buffer_;
-    pid_t child_ = -1;     // the snapshot being written, if any
+    pid_t child_ = -1;      // the snapshot being written, if any
     int child_error_ = -1;  // read end of the child's error pipe
     std::chrono::steady_clock::time_point child_started_{};
 };

@@ -1,9 +1,9 @@
 // RCU stress (run under ASan by scripts/test): one worker, then two (RSS: the stream arrives on
 // both RX queues, each worker replicating its share from the same published sets), replicate a
-// continuous stream while this thread, acting as the control thread, adds and removes tunnels of the same flow
-// and publishes a new GatewaySet after every change. Old sets are freed after each grace period,
-// so a worker that used one too long is a heap-use-after-free under ASan. After a removal, one
-// grace period and a drain of the TX ring, no replica may reach the removed gateway.
+// continuous stream while this thread, acting as the control thread, adds and removes tunnels of
+// the same flow and publishes a new GatewaySet after every change. Old sets are freed after each
+// grace period, so a worker that used one too long is a heap-use-after-free under ASan. After a
+// removal, one grace period and a drain of the TX ring, no replica may reach the removed gateway.
 #include <gtest/gtest.h>
 #include <rte_rcu_qsbr.h>
 

@@ -45,10 +45,18 @@ struct TableSink : EngineSink {
     }
     void flow_edit(const FlowEdit& e) override {
         switch (e.op) {
-            case FlowOp::create_flow: table[e.key]; break;
-            case FlowOp::delete_flow: table.erase(e.key); break;
-            case FlowOp::add_tunnel: table[e.key].insert(e.tunnel); break;
-            case FlowOp::remove_tunnel: table[e.key].erase(e.tunnel); break;
+            case FlowOp::create_flow:
+                table[e.key];
+                break;
+            case FlowOp::delete_flow:
+                table.erase(e.key);
+                break;
+            case FlowOp::add_tunnel:
+                table[e.key].insert(e.tunnel);
+                break;
+            case FlowOp::remove_tunnel:
+                table[e.key].erase(e.tunnel);
+                break;
         }
     }
     void upstream_change(const FlowKey& key, bool join) override {
@@ -123,7 +131,10 @@ RelayState small_state() {
     s.secrets.previous.fill(0x22);
     s.secrets.current_age = std::chrono::seconds(30);
     s.secrets.previous_remaining = std::chrono::seconds(200);
-    SavedEndpoint e{.address = gateway(1), .relay = relay, .last_nonce = 7, .last_mac = {1, 2, 3, 4, 5, 6},
+    SavedEndpoint e{.address = gateway(1),
+                    .relay = relay,
+                    .last_nonce = 7,
+                    .last_mac = {1, 2, 3, 4, 5, 6},
                     .remaining = std::chrono::seconds(100)};
     e.groups.push_back({.group = *IpAddress::parse("232.1.1.1"),
                         .sources = {*IpAddress::parse("10.0.0.1"), *IpAddress::parse("10.0.0.2")}});
@@ -251,8 +262,9 @@ TEST(RelayStateFits, AddressesAndAge) {
     const auto addrs = s.relay_addresses;
     const int64_t t = s.saved_at_unix_ns;
     EXPECT_EQ(state_fits(s, {addrs[1], addrs[0]}, std::chrono::seconds(270), t + 1), "");
-    EXPECT_NE(state_fits(s, {addrs[0]}, std::chrono::seconds(270), t).find("relay.addresses changed"),
-              std::string::npos);
+    EXPECT_NE(
+        state_fits(s, {addrs[0]}, std::chrono::seconds(270), t).find("relay.addresses changed"),
+        std::string::npos);
     EXPECT_NE(state_fits(s, addrs, std::chrono::seconds(270), t + 271'000'000'000)
                   .find("longer than relay.membership_timeout"),
               std::string::npos);
@@ -322,9 +334,10 @@ TEST(RelayStateEngine, RestoredEngineBehavesLikeTheOriginal) {
         RelayEngine c(config, secrets_c, counting);
         t = Clock::now();
         c.restore_state(loaded, b0);
-        std::printf("fork of the engine's process: %.1f ms; restore with a counting sink: %.1f ms "
-                    "(%zu edits)\n",
-                    fork_ms, ms_since(t), counting.edits);
+        std::printf(
+            "fork of the engine's process: %.1f ms; restore with a counting sink: %.1f ms "
+            "(%zu edits)\n",
+            fork_ms, ms_since(t), counting.edits);
     }
 
     EXPECT_EQ(restored, n);
@@ -340,8 +353,8 @@ TEST(RelayStateEngine, RestoredEngineBehavesLikeTheOriginal) {
         ReportBuilder rb(report, Family::ipv4);
         const IpAddress s = IpAddress::v4(0xc6336401u);
         rb.add_record(RecordType::allow_new_sources, IpAddress::v4(0xe8020000u), std::span(&s, 1));
-        const size_t len = build_membership_update(update, handed_out[i].second,
-                                                   handed_out[i].first, ByteView(report, rb.finish()));
+        const size_t len = build_membership_update(
+            update, handed_out[i].second, handed_out[i].first, ByteView(report, rb.finish()));
         const uint64_t failures = b.counters().mac_failures.value();
         b.handle({gateway(i), relay, ByteView(update, len)}, b0 + std::chrono::milliseconds(1));
         a.handle({gateway(i), relay, ByteView(update, len)},  // the same at A keeps them alike
