@@ -44,4 +44,23 @@ inline std::string_view to_string(DropReason e) {
     return enum_name(drop_reason_names, e);
 }
 
+// Reasons that ignore one group record of an Update the relay accepted, not a packet: exported
+// as amt_ignored_records_total, so that amt_dropped_packets_total counts dropped packets only.
+// A record counts under one reason at most.
+constexpr bool ignores_a_record(DropReason r) {
+    switch (r) {
+        case DropReason::group_limit:
+        case DropReason::source_limit:
+        case DropReason::ssm_exclude_ignored:
+        case DropReason::ssm_v1v2_ignored:
+        case DropReason::asm_disabled:
+        case DropReason::unknown_record_type:
+        case DropReason::bad_group_address:
+        case DropReason::bad_source_address:
+            return true;
+        default:
+            return false;
+    }
+}
+
 }  // namespace amt

@@ -132,6 +132,7 @@ void RelayEngine::handle_update(const Datagram& d, Time now) {
         if (endpoint == MembershipDb::no_endpoint) return;
     }
     db_.refresh(endpoint, now, timeout(), update.nonce, update.mac);
+    count_anomalies(report, d.src);
     apply_report(endpoint, report);
     db_.remove_if_empty(endpoint);
     update_capacity_flag();
@@ -156,6 +157,17 @@ void RelayEngine::handle_teardown(const Datagram& d, Time now) {
     }
     db_.remove(endpoint);
     update_capacity_flag();
+}
+
+// Checklist §8.4: odd but harmless inner headers are accepted, counted and (by the daemon's
+// summary, at a bounded rate) logged with the last endpoint that sent each.
+void RelayEngine::count_anomalies(const MembershipReport& report, const UdpEndpoint& from) {
+    const uint8_t found = inner_anomalies(report);
+    for (size_t i = 0; i < inner_anomaly_count; ++i) {
+        if ((found & (1u << i)) == 0) continue;
+        counters_.anomalies[i].add();
+        last_anomaly_from_[i] = from;
+    }
 }
 
 void RelayEngine::apply_report(EndpointId e, const MembershipReport& report) {
@@ -184,21 +196,24 @@ bool RelayEngine::group_allowed(const IpAddress& group, bool v1v2, bool exclude)
     return true;
 }
 
+// A record is counted under one reason at most (issue 18, item 5): the whole record ignored
+// (group_limit) before part of it (source_limit, then `partly_ignored`: bad sources).
 void RelayEngine::apply_change(EndpointId e, const IpAddress& group, RecordType type,
-                               std::span<const IpAddress> sources, bool older_version_host) {
+                               std::span<const IpAddress> sources, bool older_version_host,
+                               std::optional<DropReason> partly_ignored) {
     const GroupMembership* current = db_.find_group(e, group);
     GroupMembership next = current ? *current : GroupMembership{.group = group};
     next.older_version_host |= older_version_host;
     if (!apply_record(next, type, sources, config_.limits.max_sources_per_group)) {
-        counters_.drop(DropReason::source_limit);
+        partly_ignored = DropReason::source_limit;
     }
-    if (current != nullptr && *current == next) return;
-    if (current == nullptr && next.empty()) return;
-    if (current == nullptr &&
+    if (current == nullptr && !next.empty() &&
         db_.endpoint(e).groups.size() >= config_.limits.max_groups_per_endpoint) {
         counters_.drop(DropReason::group_limit);
         return;
     }
+    if (partly_ignored) counters_.drop(*partly_ignored);
+    if (current != nullptr ? *current == next : next.empty()) return;
     db_.set_group(e, next);
 }
 
@@ -222,17 +237,19 @@ void RelayEngine::apply_v3_record(EndpointId e, const GroupRecord& record) {
     if (!group_allowed(record.group, false, exclude)) return;
     std::vector<IpAddress> sources;
     sources.reserve(record.num_sources);
+    bool bad_source = false;
     for (size_t i = 0; i < record.num_sources; ++i) {
         const IpAddress s = record.source(i);
         if (check_source_address(s) == ParseError::ok) {
             sources.push_back(s);
         } else {
-            counters_.drop(DropReason::bad_source_address);
+            bad_source = true;
         }
     }
     std::sort(sources.begin(), sources.end());
     sources.erase(std::unique(sources.begin(), sources.end()), sources.end());
-    apply_change(e, record.group, type, sources, false);
+    apply_change(e, record.group, type, sources, false,
+                 bad_source ? std::optional(DropReason::bad_source_address) : std::nullopt);
 }
 
 void RelayEngine::update_capacity_flag() {

@@ -411,15 +411,16 @@ void Worker::handle_amt(rte_mbuf* m, size_t l2) {
     const uint8_t* ip = rte_pktmbuf_mtod_offset(m, const uint8_t*, l2);
     UdpDatagram udp;
     ProtocolCounters& pc = responder_.counters();
+    // One drop, one reason: what the codec or the protocol rejects is counted there only.
     if (ParseError e = parse_udp_datagram(ByteView(ip, m->data_len - l2), udp, true);
         e != ParseError::ok) {
         pc.malformed_input(e);
-        return drop(m, DataplaneDrop::amt_malformed_udp);
+        return rte_pktmbuf_free(m);
     }
     MessageType type;
     if (ParseError e = peek_message_type(udp.payload, type); e != ParseError::ok) {
         pc.malformed_input(e);
-        return drop(m, DataplaneDrop::amt_bad_type);
+        return rte_pktmbuf_free(m);
     }
     switch (type) {
         case MessageType::relay_discovery:
@@ -441,7 +442,7 @@ void Worker::handle_amt(rte_mbuf* m, size_t l2) {
         default:  // Advertisement, Query, Data: never reflected (checklist §2.1)
             pc.received[static_cast<size_t>(type)].add();
             pc.drop(DropReason::unexpected_message_type);
-            return drop(m, DataplaneDrop::amt_bad_type);
+            return rte_pktmbuf_free(m);
     }
 }
 

@@ -83,24 +83,43 @@ void log_startup(const RelayConfig& c, Dataplane& dp) {
 }
 
 // Drop counters summarised at a bounded rate: input from the network is never logged per packet.
+// Records ignored and inner-header anomalies (checklist §8.4) are summarised the same way; each
+// anomaly names the last endpoint that sent it, so the operator can find the odd gateway.
 class DropSummary {
   public:
     void log_changes(Dataplane& dp) {
-        std::vector<DropCount> now = drop_counts(dp);
-        std::string line;
-        for (size_t i = 0; i < now.size(); ++i) {
-            const uint64_t before = i < last_.size() ? last_[i].value : 0;
-            if (now[i].value > before) {
-                line += fmt::format("{}{}={}", line.empty() ? "" : ", ", now[i].reason,
-                                    now[i].value - before);
-            }
-        }
-        if (!line.empty()) spdlog::warn("dropped since last summary: {}", line);
-        last_ = std::move(now);
+        const std::string dropped = changes(drop_counts(dp), last_drops_, nullptr);
+        if (!dropped.empty()) spdlog::warn("dropped since last summary: {}", dropped);
+        const std::string ignored = changes(ignored_record_counts(dp), last_ignored_, nullptr);
+        if (!ignored.empty()) spdlog::info("group records ignored since last summary: {}", ignored);
+        const RelayEngine& engine = dp.control().engine();
+        const std::string odd = changes(anomaly_counts(dp), last_anomalies_, [&](size_t i) {
+            return engine.last_anomaly_from(static_cast<InnerAnomaly>(i)).to_string();
+        });
+        if (!odd.empty())
+            spdlog::info("accepted Updates with odd inner headers since last summary: {}", odd);
     }
 
   private:
-    std::vector<DropCount> last_;
+    // "reason=N, ..." for the counts that rose; `from(i)`, if given, names who sent the last one.
+    template <typename Count, typename From>
+    static std::string changes(std::vector<Count> now, std::vector<Count>& last, From from) {
+        std::string line;
+        for (size_t i = 0; i < now.size(); ++i) {
+            const uint64_t before = i < last.size() ? last[i].value : 0;
+            if (now[i].value <= before) continue;
+            line += fmt::format("{}{}={}", line.empty() ? "" : ", ", now[i].reason,
+                                now[i].value - before);
+            if constexpr (!std::is_same_v<From, std::nullptr_t>)
+                line += fmt::format(" (last from {})", from(i));
+        }
+        last = std::move(now);
+        return line;
+    }
+
+    std::vector<DropCount> last_drops_;
+    std::vector<ReasonCount> last_ignored_;
+    std::vector<ReasonCount> last_anomalies_;
 };
 
 void reload(const std::string& path, Dataplane& dp, RelayControl& control) {

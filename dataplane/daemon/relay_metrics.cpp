@@ -97,6 +97,7 @@ std::vector<DropCount> drop_counts(Dataplane& dp) {
              sum_protocol(dp, [i](const ProtocolCounters& c) { return c.malformed[i].value(); })});
     }
     for (size_t i = 0; i < drop_reason_count; ++i) {
+        if (ignores_a_record(static_cast<DropReason>(i))) continue;  // not a packet
         out.push_back(
             {"protocol", to_string(static_cast<DropReason>(i)),
              sum_protocol(dp, [i](const ProtocolCounters& c) { return c.dropped[i].value(); })});
@@ -105,6 +106,27 @@ std::vector<DropCount> drop_counts(Dataplane& dp) {
         out.push_back(
             {"dataplane", to_string(static_cast<DataplaneDrop>(i)),
              sum_workers(dp, [i](const WorkerCounters& c) { return c.dropped[i].value(); })});
+    }
+    return out;
+}
+
+std::vector<ReasonCount> ignored_record_counts(Dataplane& dp) {
+    std::vector<ReasonCount> out;
+    for (size_t i = 0; i < drop_reason_count; ++i) {
+        if (!ignores_a_record(static_cast<DropReason>(i))) continue;
+        out.push_back(
+            {to_string(static_cast<DropReason>(i)),
+             sum_protocol(dp, [i](const ProtocolCounters& c) { return c.dropped[i].value(); })});
+    }
+    return out;
+}
+
+std::vector<ReasonCount> anomaly_counts(Dataplane& dp) {
+    std::vector<ReasonCount> out;
+    for (size_t i = 0; i < inner_anomaly_count; ++i) {
+        out.push_back(
+            {to_string(static_cast<InnerAnomaly>(i)),
+             sum_protocol(dp, [i](const ProtocolCounters& c) { return c.anomalies[i].value(); })});
     }
     return out;
 }
@@ -156,7 +178,12 @@ RelayMetrics::RelayMetrics(Dataplane& dp)
       start_time_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
                       .count()),
       last_cycles_(dp.worker_count()),
-      busy_ratio_(std::make_unique<std::atomic<double>[]>(dp.worker_count())) {}
+      busy_ratio_(std::make_unique<std::atomic<double>[]>(dp.worker_count())) {
+    for (const uint16_t id : {dp.port().id(), dp.upstream_port().id()}) {
+        if (!kernel_drops_.contains(id))
+            kernel_drops_.emplace(id, std::make_unique<AfPacketDrops>(id));
+    }
+}
 
 void RelayMetrics::sample_worker_load() {
     for (size_t w = 0; w < dp_.worker_count(); ++w) {
@@ -184,7 +211,9 @@ void RelayMetrics::collect_ports(std::vector<MetricFamily>& out) const {
         {"amt_port_tx_bytes_total", "Bytes sent by the port", &rte_eth_stats::obytes},
         {"amt_port_rx_errors_total", "Erroneous packets received", &rte_eth_stats::ierrors},
         {"amt_port_tx_errors_total", "Packets the port failed to send", &rte_eth_stats::oerrors},
-        {"amt_port_rx_missed_total", "Packets the NIC dropped: RX queues full (workers behind)",
+        {"amt_port_rx_missed_total",
+         "Packets the NIC (net_af_packet: the kernel socket) dropped: RX queues full (workers "
+         "behind)",
          &rte_eth_stats::imissed},
         {"amt_port_rx_nombuf_total", "RX mbuf allocation failures", &rte_eth_stats::rx_nombuf},
     }};
@@ -199,6 +228,9 @@ void RelayMetrics::collect_ports(std::vector<MetricFamily>& out) const {
     for (const auto& [role, id] : ports) {
         rte_eth_stats stats{};
         if (rte_eth_stats_get(id, &stats) != 0) continue;
+        // net_af_packet: frames its sockets' rings had no room for are missed as well.
+        if (const auto k = kernel_drops_.find(id); k != kernel_drops_.end())
+            stats.imissed += k->second->total();
         char device[RTE_ETH_NAME_MAX_LEN] = "";
         rte_eth_dev_get_name_by_port(id, device);
         for (size_t i = 0; i < fields.size(); ++i) {
@@ -274,6 +306,21 @@ void RelayMetrics::collect_protocol(std::vector<MetricFamily>& out) const {
             {{"reason", std::string(d.reason)}, {"stage", std::string(d.stage)}});
     }
     out.push_back(std::move(drops));
+    MetricFamily ignored = family("amt_ignored_records_total",
+                                  "Group records of accepted Membership Updates that were ignored "
+                                  "in whole or in part (not packets: the Update was applied)",
+                                  MetricType::Counter);
+    for (const ReasonCount& r : ignored_record_counts(dp_))
+        add(ignored, static_cast<double>(r.value), {{"reason", std::string(r.reason)}});
+    out.push_back(std::move(ignored));
+    MetricFamily anomalies =
+        family("amt_accepted_anomalies_total",
+               "Accepted Membership Updates whose encapsulated IP header deviates from RFC "
+               "3376/3810 (accepted, not dropped), by anomaly",
+               MetricType::Counter);
+    for (const ReasonCount& r : anomaly_counts(dp_))
+        add(anomalies, static_cast<double>(r.value), {{"anomaly", std::string(r.reason)}});
+    out.push_back(std::move(anomalies));
 
     MetricFamily messages =
         family("amt_messages_total", "AMT control messages by type and direction (Data excluded)",
