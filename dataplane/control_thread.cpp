@@ -80,8 +80,8 @@ size_t ControlThread::drain_control_ring(Time now) {
         // the upstream routers' IGMP / MLD queries.
         if (parse_udp_datagram(ip, udp, false) == ParseError::ok) {
             batch[count++] = {udp.src, udp.dst, udp.payload};
-        } else {
-            upstream_.handle_query(ip, now);
+        } else if (ParseError e = upstream_.handle_query(ip, now); e != ParseError::ok) {
+            query_counters_.malformed_input(e);  // was dropped uncounted (issue 18, item 5)
         }
     }
     engine_.handle_batch(std::span(batch.data(), count), now);

@@ -72,6 +72,8 @@ class ControlThread : private EngineSink, private UpstreamSink {
     void leave_upstream();
     FlowPublisher& publisher() { return publisher_; }
     const ControlGauges& gauges() const { return gauges_; }
+    // Malformed IGMP/MLD queries from the upstream routers, by ParseError.
+    const ProtocolCounters& query_counters() const { return query_counters_; }
     // Refreshes gauges() now (also done every timer tick).
     void update_gauges();
     // Called with each merged upstream join (true) / leave (false): the upstream proxy's input.
@@ -108,6 +110,7 @@ class ControlThread : private EngineSink, private UpstreamSink {
     Time last_timers_{};
     bool refusing_ = false;
     ControlGauges gauges_;
+    ProtocolCounters query_counters_;
 };
 
 }  // namespace amt

@@ -68,11 +68,12 @@ MetricFamily histogram(std::string name, std::string help, const LatencyHistogra
 }
 
 // The protocol counters of every thread that handles AMT messages: the workers' responders, the
-// engine and the engine's own responder.
+// engine and the engine's own responder; and the control thread's for upstream queries.
 template <typename Fn>
 uint64_t sum_protocol(Dataplane& dp, Fn&& field) {
     const RelayEngine& engine = dp.control().engine();
-    uint64_t v = field(engine.counters()) + field(engine.responder_counters());
+    uint64_t v = field(engine.counters()) + field(engine.responder_counters()) +
+                 field(dp.control().query_counters());
     for (size_t w = 0; w < dp.worker_count(); ++w)
         v += field(*dp.worker(w).counters().protocol);
     return v;
