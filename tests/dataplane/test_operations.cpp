@@ -316,10 +316,11 @@ TEST(Operations, IgnoredRecordsAreNotDroppedPackets) {
     ReportBuilder b(buf, Family::ipv4);
     const IpAddress loopback = *IpAddress::parse("127.0.0.1"),
                     S2 = *IpAddress::parse("198.51.100.8");
-    b.add_record(RecordType::allow_new_sources, G1, {S1, S2, loopback});
-    b.add_record(RecordType::allow_new_sources, G2, {S1, loopback});
+    b.add_record(RecordType::allow_new_sources, G1, std::vector<IpAddress>{S1, S2, loopback});
+    b.add_record(RecordType::allow_new_sources, G2, std::vector<IpAddress>{S1, loopback});
     buf.resize(b.finish());
     ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(), buf));
+    relay.dp().control().update_gauges();
     Scrape s(metrics);
     EXPECT_EQ(s.sum("amt_dropped_packets_total"), 0) << "the Update was accepted";
     EXPECT_EQ(s.sum("amt_ignored_records_total", {{"reason", "source_limit"}}), 1);
