@@ -19,6 +19,7 @@ namespace amt {
     X(no_relay_address_for_family)   /* Discovery over a family the relay has no address of */     \
     X(rate_limited)                  /* per-source-IP token bucket for replies is empty */         \
     X(reply_budget_exhausted)        /* global reply bucket (limits.replies_per_second) empty */   \
+    X(reply_reserve_exhausted)       /* ... and its reserve too, for a known gateway's reply */    \
     X(mac_mismatch)                  /* Update/Teardown MAC matches neither secret nor sticky */   \
     X(not_accepting_new_endpoints)   /* draining: L is set, new endpoints are refused */           \
     X(endpoint_limit)                /* limits.max_endpoints reached */                            \

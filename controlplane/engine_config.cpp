@@ -59,6 +59,11 @@ std::string validate(const EngineConfig& c) {
         return "limits.replies_per_second and limits.reply_burst must be 1..1e9 (the global "
                "reply budget; 0 would answer no gateway)";
     }
+    if (c.limits.reply_reserve_percent < 0 || c.limits.reply_reserve_percent > 90) {
+        return key_error("limits.reply_reserve_percent",
+                         static_cast<long long>(c.limits.reply_reserve_percent),
+                         "must be 0..90 (the share of limits.reply_burst kept for known gateways)");
+    }
     return {};
 }
 

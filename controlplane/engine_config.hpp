@@ -28,6 +28,8 @@ struct RelayLimits {
     // Global bucket over all addresses, after the per-address one (spoofed floods, issue 18).
     double replies_per_second = 50'000;
     double reply_burst = 100'000;
+    // Share of reply_burst kept for addresses that hold an endpoint (established gateways).
+    double reply_reserve_percent = 10;
 };
 
 struct EngineConfig {

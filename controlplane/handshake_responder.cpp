@@ -13,16 +13,16 @@ bool contains(const std::vector<IpAddress>& list, const IpAddress& a) {
 }
 }  // namespace
 
-HandshakeResponder::HandshakeResponder(const EngineConfig& config, const SecretStore& secrets)
+HandshakeResponder::HandshakeResponder(const EngineConfig& config, const SecretStore& secrets,
+                                       ReplyGuard& guard)
     : config_(config),
       secrets_(secrets),
       secret_generation_(secrets.generation()),
       snapshot_(secrets.snapshot()),
       current_mac_(std::make_unique<MacComputer>(config.mac_algorithm, snapshot_.current)),
-      previous_mac_(std::make_unique<MacComputer>(config.mac_algorithm, snapshot_.previous)) {
-    limiter_.configure(config.limits.replies_per_second_per_source_ip,
-                       config.limits.reply_burst_per_source_ip);
-    budget_.configure(config.limits.replies_per_second, config.limits.reply_burst, 0);
+      previous_mac_(std::make_unique<MacComputer>(config.mac_algorithm, snapshot_.previous)),
+      guard_(guard) {
+    reload_limits();
 }
 
 void HandshakeResponder::reconfigure(const EngineConfig& config) {
@@ -33,9 +33,29 @@ void HandshakeResponder::reconfigure(const EngineConfig& config) {
         previous_mac_ = std::make_unique<MacComputer>(config.mac_algorithm, snapshot_.previous);
     }
     config_ = config;
-    limiter_.configure(config.limits.replies_per_second_per_source_ip,
-                       config.limits.reply_burst_per_source_ip);
-    budget_.configure(config.limits.replies_per_second, config.limits.reply_burst, 0);
+}
+
+// Per burst: two loads when nothing changed. The buckets keep their tokens across a reload.
+void HandshakeResponder::reload_limits() {
+    const uint64_t g = guard_.generation();
+    if (g == guard_generation_) return;
+    const PerSourceReplyLimits l = guard_.per_source();
+    limiter_.configure(l.per_second, l.burst);
+    guard_generation_ = g;
+}
+
+// The global budget: unknown addresses stop where the reserve starts; only when that refuses
+// is the known-gateway set asked (two loads), so a reply costs one CAS when there is no flood.
+bool HandshakeResponder::take_budget(const IpAddress& source, Time now) {
+    ReplyBudget& budget = guard_.budget();
+    if (budget.take(now, false) != BudgetVerdict::refused) return true;
+    if (!guard_.known_gateways().contains(source)) {
+        counters_.drop(DropReason::reply_budget_exhausted);
+        return false;
+    }
+    if (budget.take(now, true) != BudgetVerdict::refused) return true;
+    counters_.drop(DropReason::reply_reserve_exhausted);
+    return false;
 }
 
 void HandshakeResponder::refresh_secrets() {
@@ -71,11 +91,7 @@ bool HandshakeResponder::accept_reply_target(const Datagram& d, Time now) {
         counters_.drop(DropReason::rate_limited);
         return false;
     }
-    if (budget_.take(now, false) == BudgetVerdict::refused) {
-        counters_.drop(DropReason::reply_budget_exhausted);
-        return false;
-    }
-    return true;
+    return take_budget(d.src.ip, now);
 }
 
 void HandshakeResponder::answer_discovery(const Datagram& d, Time now, ReplySink& sink) {
@@ -105,6 +121,7 @@ void HandshakeResponder::answer_discovery(const Datagram& d, Time now, ReplySink
 
 void HandshakeResponder::respond(std::span<const Datagram> batch, Time now, ReplySink& sink) {
     refresh_secrets();
+    reload_limits();
     std::array<PendingQuery, max_batch> pending;
     size_t n = 0;
     for (const Datagram& d : batch) {

@@ -2,7 +2,8 @@
 // Query (RFC 7450 §5.3.3.2-3). Nothing is allocated and no per-gateway state is kept per Request
 // (checklist §2.3): the Query's MAC binds the gateway's address, port and nonce to the relay's
 // secret, and is checked again when the Update comes back. Workers each own one responder and
-// call respond() once per burst, so the MACs of a burst's Requests are computed together.
+// call respond() once per burst, so the MACs of a burst's Requests are computed together. Every
+// reply takes a token from the relay's one ReplyGuard, shared by all responders.
 #pragma once
 
 #include <atomic>
@@ -12,7 +13,7 @@
 #include "common/amt_messages.hpp"
 #include "controlplane/engine_config.hpp"
 #include "controlplane/protocol_counters.hpp"
-#include "controlplane/reply_budget.hpp"
+#include "controlplane/reply_guard.hpp"
 #include "controlplane/reply_rate_limiter.hpp"
 #include "controlplane/response_mac.hpp"
 #include "controlplane/secret_store.hpp"
@@ -37,9 +38,11 @@ enum class MacVerdict : uint8_t { current_secret, previous_secret, mismatch };
 
 class HandshakeResponder {
   public:
-    HandshakeResponder(const EngineConfig& config, const SecretStore& secrets);
+    // `guard` outlives the responder; the relay has one for all its responders.
+    HandshakeResponder(const EngineConfig& config, const SecretStore& secrets, ReplyGuard& guard);
 
-    // Control thread, between bursts: new limits, flags or query parameters.
+    // The owner's thread, between bursts: new flags or query parameters. Limits come from the
+    // ReplyGuard (ReplyGuard::configure), which reaches every responder.
     void reconfigure(const EngineConfig& config);
     // Any thread: sets L in every Query while the relay refuses new endpoints (draining, full).
     void set_refusing_new_endpoints(bool refusing) {
@@ -70,6 +73,8 @@ class HandshakeResponder {
     static constexpr size_t max_batch = 64;
 
     bool accept_reply_target(const Datagram& d, Time now);
+    bool take_budget(const IpAddress& source, Time now);
+    void reload_limits();
     void answer_discovery(const Datagram& d, Time now, ReplySink& sink);
     void send_queries(std::span<const PendingQuery> pending, ReplySink& sink);
     bool mac_matches(const ResponseMac& expected, const ResponseMac& got) const;
@@ -81,8 +86,9 @@ class HandshakeResponder {
     SecretSnapshot snapshot_;
     std::unique_ptr<MacComputer> current_mac_;
     std::unique_ptr<MacComputer> previous_mac_;
+    ReplyGuard& guard_;
+    uint64_t guard_generation_ = 0;  // the limits limiter_ has
     ReplyRateLimiter limiter_;
-    ReplyBudget budget_;  // TODO(issue 18.4): shared by all workers
     std::atomic<bool> refusing_{false};
     ProtocolCounters counters_;
 };

@@ -27,7 +27,8 @@ bool excludes(const GroupMembership* g) {
 
 }  // namespace
 
-MembershipDb::MembershipDb(MembershipSink& sink) : sink_(sink), wheel_(wheel_slots, no_endpoint) {}
+MembershipDb::MembershipDb(MembershipSink& sink, KnownGateways* known)
+    : sink_(sink), wheel_(wheel_slots, no_endpoint), known_(known) {}
 
 EndpointId MembershipDb::find(const UdpEndpoint& address) const {
     const EndpointId id = address_index_.find(std::hash<UdpEndpoint>{}(address), [&](EndpointId e) {
@@ -61,7 +62,7 @@ EndpointId MembershipDb::create(const UdpEndpoint& address, const UdpEndpoint& r
     rec.relay = relay;
     rec.in_use = true;
     address_index_.insert(id, address_hash(id), [this](EndpointId e) { return address_hash(e); });
-    ++per_source_ip_[address.ip];
+    if (++per_source_ip_[address.ip] == 1 && known_ != nullptr) known_->add(address.ip);
     if (wheel_tick_ < 0) wheel_tick_ = now.count() / tick_ns;
     timer_link(id, (now + timeout).count() / tick_ns + 1);
     return id;
@@ -212,7 +213,10 @@ void MembershipDb::release(EndpointId e) {
     timer_unlink(e);
     address_index_.erase(e, address_hash(e), [this](EndpointId x) { return address_hash(x); });
     if (auto it = per_source_ip_.find(rec.address.ip); it != per_source_ip_.end()) {
-        if (--it->second == 0) per_source_ip_.erase(it);
+        if (--it->second == 0) {
+            if (known_ != nullptr) known_->remove(rec.address.ip);
+            per_source_ip_.erase(it);
+        }
     }
     rec.in_use = false;
     std::vector<GroupMembership>().swap(rec.groups);

@@ -22,6 +22,7 @@
 #include "controlplane/engine_config.hpp"
 #include "controlplane/group_membership.hpp"
 #include "controlplane/id_index.hpp"
+#include "controlplane/reply_guard.hpp"
 
 namespace amt {
 
@@ -71,7 +72,8 @@ class MembershipDb {
   public:
     static constexpr EndpointId no_endpoint = 0xffffffff;
 
-    explicit MembershipDb(MembershipSink& sink);
+    // `known`, if given, holds every source IP with at least one endpoint (for the workers).
+    explicit MembershipDb(MembershipSink& sink, KnownGateways* known = nullptr);
 
     EndpointId find(const UdpEndpoint& address) const;
     const EndpointRecord& endpoint(EndpointId id) const { return endpoints_[id]; }
@@ -138,6 +140,7 @@ class MembershipDb {
     size_t flow_count_ = 0;
     std::vector<EndpointId> wheel_;  // head of each slot's list, or no_endpoint
     int64_t wheel_tick_ = -1;        // last tick processed
+    KnownGateways* known_;
 };
 
 }  // namespace amt

@@ -8,7 +8,12 @@
 namespace amt {
 
 RelayEngine::RelayEngine(const EngineConfig& config, SecretStore& secrets, EngineSink& sink)
-    : config_(config), secrets_(secrets), sink_(sink), responder_(config, secrets), db_(sink) {}
+    : config_(config),
+      secrets_(secrets),
+      sink_(sink),
+      guard_(config.limits),
+      responder_(config, secrets, guard_),
+      db_(sink, &guard_.known_gateways()) {}
 
 void RelayEngine::handle(const Datagram& d, Time now) {
     handle_batch(std::span(&d, 1), now);
@@ -270,6 +275,7 @@ void RelayEngine::reconfigure(const EngineConfig& config) {
     const IpAddress query_source = config_.query_source_v6;
     config_ = config;
     config_.query_source_v6 = query_source;
+    guard_.configure(config_.limits);
     responder_.reconfigure(config_);
     update_capacity_flag();
 }

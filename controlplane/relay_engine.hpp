@@ -27,13 +27,14 @@ class RelayEngine {
     RelayEngine(const EngineConfig& config, SecretStore& secrets, EngineSink& sink);
 
     // One AMT message. Discovery and Request are answered here too (the dataplane's workers
-    // answer them with their own HandshakeResponder).
+    // answer them with their own HandshakeResponder, drawing on this engine's reply_guard()).
     void handle(const Datagram& d, Time now);
     void handle_batch(std::span<const Datagram> batch, Time now);
     // Runs membership timers and secret rotation. Call at least every 100 ms.
     void advance(Time now);
 
-    // SIGHUP: limits, timers, flags. Existing tunnels stay.
+    // SIGHUP: limits, timers, flags. Existing tunnels stay. The reply limits reach every
+    // responder sharing reply_guard().
     void reconfigure(const EngineConfig& config);
     // Drain: set L in every Query and refuse new endpoints; existing ones keep their streams.
     void set_draining(bool draining);
@@ -50,6 +51,9 @@ class RelayEngine {
     bool draining() const { return draining_; }
     bool refusing_new_endpoints() const { return responder_.refusing_new_endpoints(); }
 
+    // The relay's one reply budget, known-gateway set and per-address limits: the workers'
+    // responders hold it by reference. The engine keeps its known set (addresses with endpoints).
+    ReplyGuard& reply_guard() { return guard_; }
     const EngineConfig& config() const { return config_; }
     const MembershipDb& memberships() const { return db_; }
     const ProtocolCounters& counters() const { return counters_; }
@@ -82,6 +86,7 @@ class RelayEngine {
     EngineConfig config_;
     SecretStore& secrets_;
     EngineSink& sink_;
+    ReplyGuard guard_;  // before responder_ and db_, which use it
     HandshakeResponder responder_;
     MembershipDb db_;
     ProtocolCounters counters_;

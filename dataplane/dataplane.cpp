@@ -70,9 +70,37 @@ Dataplane::Dataplane(const DataplaneConfig& config)
     }
     next_hops_.v4.configure(config.next_hop_v4, config.next_hop_v4_mac);
     next_hops_.v6.configure(config.next_hop_v6, config.next_hop_v6_mac);
-    const WorkerShared shared{
-        *flows_,   *rcu_, secrets_, control_ring_->get(), header_pool_->get(), packet_pool_->get(),
-        next_hops_};
+    const TunnelDefaults tunnels{.src_mac = port_->mac(),
+                                 .ttl = config.outer_ttl,
+                                 .pmtu = config.pmtu != 0 ? config.pmtu : port_->mtu()};
+    ControlSetup control{.port = port_id,
+                         .mac = port_->mac(),
+                         .own_addresses = config.engine.relay_addresses,
+                         .tx_queue = static_cast<uint16_t>(tx_queues - 1),
+                         .tx_lock = shared_tx,
+                         .upstream_port = upstream_id,
+                         .upstream_mac = upstream_port().mac(),
+                         .exception_port = exception_id};
+    for (const IpAddress& a : config.upstream_addresses) {
+        if (a.is_v4()) control.upstream.source_v4 = a;
+    }
+    // Not a global upstream address: routers drop MLD reports that are not from link-local.
+    control.upstream.source_v6 =
+        mld_report_source(config.upstream_addresses, upstream_port().mac());
+    control.upstream.robustness = config.engine.robustness;
+    control_ = std::make_unique<ControlThread>(control, config.engine, secrets_, *flows_,
+                                               control_ring_->get(), tunnels, next_hops_,
+                                               packet_pool_->get(), control_counters_);
+    // The workers answer Requests from the control thread's reply budget: one for the relay, so
+    // limits.replies_per_second is the relay's total, and a reload reaches every worker.
+    const WorkerShared shared{*flows_,
+                              *rcu_,
+                              secrets_,
+                              control_ring_->get(),
+                              header_pool_->get(),
+                              packet_pool_->get(),
+                              next_hops_,
+                              control_->engine().reply_guard()};
     // RX queue q goes to worker q % workers (a port may have more queues than workers).
     auto queues_of = [&](const Port& p, uint16_t worker) {
         std::vector<uint16_t> queues;
@@ -100,27 +128,6 @@ Dataplane::Dataplane(const DataplaneConfig& config)
         }
         workers_.push_back(std::make_unique<Worker>(w, shared));
     }
-    const TunnelDefaults tunnels{.src_mac = port_->mac(),
-                                 .ttl = config.outer_ttl,
-                                 .pmtu = config.pmtu != 0 ? config.pmtu : port_->mtu()};
-    ControlSetup control{.port = port_id,
-                         .mac = port_->mac(),
-                         .own_addresses = config.engine.relay_addresses,
-                         .tx_queue = static_cast<uint16_t>(tx_queues - 1),
-                         .tx_lock = shared_tx,
-                         .upstream_port = upstream_id,
-                         .upstream_mac = upstream_port().mac(),
-                         .exception_port = exception_id};
-    for (const IpAddress& a : config.upstream_addresses) {
-        if (a.is_v4()) control.upstream.source_v4 = a;
-    }
-    // Not a global upstream address: routers drop MLD reports that are not from link-local.
-    control.upstream.source_v6 =
-        mld_report_source(config.upstream_addresses, upstream_port().mac());
-    control.upstream.robustness = config.engine.robustness;
-    control_ = std::make_unique<ControlThread>(control, config.engine, secrets_, *flows_,
-                                               control_ring_->get(), tunnels, next_hops_,
-                                               packet_pool_->get(), control_counters_);
     control_->on_refusing_change = [this](bool refusing) {
         for (auto& w : workers_)
             w->set_refusing_new_endpoints(refusing);
@@ -129,6 +136,7 @@ Dataplane::Dataplane(const DataplaneConfig& config)
 
 Dataplane::~Dataplane() {
     stop_workers();
+    workers_.clear();  // before control_: their responders use its engine's reply guard
 }
 
 void Dataplane::start_workers() {

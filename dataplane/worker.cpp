@@ -56,7 +56,7 @@ Time steady_now() {
 Worker::Worker(const WorkerSetup& setup, const WorkerShared& shared)
     : setup_(setup),
       shared_(shared),
-      responder_(setup.engine, shared.secrets),
+      responder_(setup.engine, shared.secrets, shared.replies),
       tx_(setup.downstream.port, setup.downstream.tx_queue, counters_, 32,
           setup.downstream.tx_lock),
       replicator_(shared.header_pool, shared.packet_pool, setup.replication, counters_) {

@@ -59,6 +59,7 @@ struct WorkerShared {
     rte_mempool* header_pool;
     rte_mempool* packet_pool;
     NextHops& next_hops;  // learned here from ARP / ND, resolved by the control thread
+    ReplyGuard& replies;  // the relay's one reply budget, shared with every worker
 };
 
 class Worker : private ReplySink {

@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     app.add_option("--seconds", seconds, "measuring time per figure")->check(CLI::PositiveNumber);
     app.add_flag("--json", json, "print JSON instead of a table");
     app.add_option("--section", sections, "sections to run")
-        ->check(CLI::IsMember({"handshake", "replication", "scale"}));
+        ->check(CLI::IsMember({"handshake", "replication", "scale", "flood"}));
     app.add_option("--fanout", fanouts, "replication fan-outs");
     app.add_option("--payload", payloads, "replication UDP payload sizes (octets)");
     std::vector<std::string> families = {"4in4", "6in6"};
@@ -45,6 +45,19 @@ int main(int argc, char** argv) {
     app.add_option("--churn-seconds", scale.churn_seconds, "scale: churn duration")
         ->check(CLI::PositiveNumber);
     app.add_option("--big-flow", scale.big_flow, "scale: members of the one-flow run (0: skip)");
+    FloodOptions flood;
+    app.add_option("--flood-pps", flood.pps, "flood: spoofed Requests per second")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--flood-seconds", flood.seconds, "flood: duration of each scenario")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--flood-addresses", flood.spoofed_addresses, "flood: spoofed source addresses")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--flood-workers", flood.workers, "flood: relay workers (RX queues)")
+        ->check(CLI::Range(1, 8));
+    app.add_option("--established", flood.established, "flood: gateways joined before it")
+        ->check(CLI::Range(0, 120));
+    app.add_option("--newcomers", flood.newcomers, "flood: gateways joining during it")
+        ->check(CLI::Range(0, 120));
     CLI11_PARSE(app, argc, argv);
 
     std::string command;
@@ -69,6 +82,10 @@ int main(int argc, char** argv) {
         if (s == "scale") {
             need_eal();
             bench_scale(scale, results);
+        }
+        if (s == "flood") {
+            need_eal();
+            bench_flood(flood, results);
         }
     }
 

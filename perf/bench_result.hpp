@@ -49,8 +49,21 @@ struct ScaleOptions {
     size_t payload = 1316;
 };
 
+// Legitimate gateways during a spoofed Request flood (issue 18, item 4).
+struct FloodOptions {
+    double pps = 300'000;               // spoofed Requests per second
+    double seconds = 5;                 // flood duration per scenario
+    size_t spoofed_addresses = 50'000;  // distinct spoofed sources (each far below its own limit)
+    size_t established = 20;            // gateways joined before the flood
+    size_t newcomers = 20;              // gateways that join during it
+    uint16_t workers = 2;
+    double refresh_ms = 100;  // established gateways' Request interval
+    double retry_ms = 100;    // newcomers' Request retry until a Query comes
+};
+
 void bench_handshake(double seconds, std::vector<Result>& out);
 void bench_scale(const ScaleOptions& options, std::vector<Result>& out);
+void bench_flood(const FloodOptions& options, std::vector<Result>& out);
 // families: "4in4", "6in6", "4in6", "6in4" (inner multicast family in the gateway's family).
 void bench_replication(double seconds, const std::vector<size_t>& fanouts,
                        const std::vector<size_t>& payloads,

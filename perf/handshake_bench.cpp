@@ -70,7 +70,8 @@ EngineConfig unlimited_config() {
 void bench_responder(double seconds, std::vector<Result>& out) {
     const EngineConfig config = unlimited_config();
     SecretStore secrets(Time{0});
-    HandshakeResponder responder(config, secrets);
+    ReplyGuard guard(config.limits);
+    HandshakeResponder responder(config, secrets, guard);
     NullSink sink;
     std::vector<std::array<uint8_t, 8>> requests(32);
     std::vector<Datagram> batch(32);

@@ -187,7 +187,7 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     ControlThread& control = dp->control();
     RelayEngine& engine = control.engine();
     FlowPublisher& publisher = control.publisher();
-    HandshakeResponder responder(config.engine, dp->secrets());
+    HandshakeResponder responder(config.engine, dp->secrets(), engine.reply_guard());
     auto name = [&](const std::string& what) { return spec.label + ": " + what; };
 
     // Load: every steady endpoint does Request → Query → Update (ALLOW one (S,G)).

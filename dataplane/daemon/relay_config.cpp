@@ -357,6 +357,7 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     limits.number("reply_burst_per_source_ip", e.limits.reply_burst_per_source_ip, 1);
     limits.number("replies_per_second", e.limits.replies_per_second, 1);
     limits.number("reply_burst", e.limits.reply_burst, 1);
+    limits.number("reply_reserve_percent", e.limits.reply_reserve_percent, 0);
     limits.reject_unknown();
 
     Section down(root, "downstream", origin);

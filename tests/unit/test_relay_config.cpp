@@ -208,6 +208,13 @@ TEST(RelayConfig, GlobalReplyBudgetKeys) {
                   .find("limits.replies_per_second and "
                         "limits.reply_burst must be"),
               std::string::npos);
+    EXPECT_DOUBLE_EQ(c.dataplane.engine.limits.reply_reserve_percent, 10) << "default";
+    EXPECT_DOUBLE_EQ(parse_relay_config(base + "[limits]\nreply_reserve_percent = 30\n", "t")
+                         .dataplane.engine.limits.reply_reserve_percent,
+                     30);
+    EXPECT_NE(error_of(base + "[limits]\nreply_reserve_percent = 95\n")
+                  .find("limits.reply_reserve_percent = 95"),
+              std::string::npos);
 }
 
 TEST(RelayConfig, StateSection) {

@@ -1584,6 +1584,7 @@ TEST_F(RelayLoad, ReplyRateLimiter) {
 TEST_F(RelayLoad, GlobalReplyBudgetCapsManyAddresses) {
     config.limits.replies_per_second = 100;
     config.limits.reply_burst = 50;
+    config.limits.reply_reserve_percent = 0;
     for (uint32_t i = 0; i < 500; ++i)
         deliver({IpAddress::v4(0xc6336400u + i), 40000}, relay4, request_msg(i));
     EXPECT_EQ(sink.replies.size(), 50u);
@@ -1593,6 +1594,39 @@ TEST_F(RelayLoad, GlobalReplyBudgetCapsManyAddresses) {
     for (uint32_t i = 0; i < 500; ++i)
         deliver({IpAddress::v4(0xc6336400u + 1000 + i), 40000}, relay4, request_msg(i));
     EXPECT_EQ(sink.replies.size(), 100u);
+}
+
+// Issue 18, item 4: during a flood from unknown addresses, a gateway that holds an endpoint is
+// answered from the reserve (the last reply_reserve_percent of the burst); another address of
+// the same gateway's network is not; once the endpoint expires, the address loses the reserve.
+TEST_F(RelayLoad, ReplyReserveKeptForAddressesHoldingAnEndpoint) {
+    config.limits.replies_per_second = 1;
+    config.limits.reply_burst = 40;
+    config.limits.reply_reserve_percent = 25;
+    cycle(gw4, report({{RecordType::allow_new_sources, ssm4, {s1}}}));
+    ASSERT_EQ(endpoints(), 1u);
+    sink.replies.clear();
+    for (uint32_t i = 0; i < 100; ++i)
+        deliver({IpAddress::v4(0x64400000u + i), 40000}, relay4, request_msg(i));
+    EXPECT_EQ(sink.replies.size(), 29u) << "burst 40 − reserve 10 − the join's Query";
+    EXPECT_EQ(dropped(DropReason::reply_budget_exhausted), 71u);
+    deliver(gw4b, relay4, request_msg(200));
+    EXPECT_EQ(sink.replies.size(), 29u) << "an unknown address: no reserve";
+    for (uint32_t i = 0; i < 10; ++i)
+        deliver({gw4.ip, static_cast<uint16_t>(50000 + i)}, relay4, request_msg(300 + i));
+    EXPECT_EQ(sink.replies.size(), 39u) << "the known address (any port) takes the reserve";
+    deliver(gw4, relay4, request_msg(400));
+    EXPECT_EQ(sink.replies.size(), 39u);
+    EXPECT_EQ(dropped(DropReason::reply_reserve_exhausted), 1u);
+
+    advance_by(config.membership_timeout + seconds(1));  // the reserve refills meanwhile
+    ASSERT_EQ(endpoints(), 0u);
+    EXPECT_FALSE(engine().reply_guard().known_gateways().contains(gw4.ip));
+    for (uint32_t i = 0; i < 100; ++i)
+        deliver({IpAddress::v4(0x64500000u + i), 40000}, relay4, request_msg(i));
+    const size_t flood_answered = sink.replies.size();
+    deliver(gw4, relay4, request_msg(500));
+    EXPECT_EQ(sink.replies.size(), flood_answered) << "expired: no longer a known gateway";
 }
 
 // =============================================================================================
