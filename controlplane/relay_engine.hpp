@@ -20,6 +20,14 @@ namespace amt {
 
 class EngineSink : public ReplySink, public MembershipSink {};
 
+// The latest change the flow budgets cut (the daemon logs it at a bounded rate: who it was).
+struct FlowRefusal {
+    UdpEndpoint gateway;
+    IpAddress group;
+    DropReason reason = DropReason::endpoint_flow_limit;
+    uint64_t total = 0;  // changes cut so far
+};
+
 class RelayEngine {
   public:
     RelayEngine(const EngineConfig& config, SecretStore& secrets, EngineSink& sink);
@@ -55,6 +63,7 @@ class RelayEngine {
     const ProtocolCounters& responder_counters() const { return responder_.counters(); }
     uint64_t secret_rotations() const { return rotations_; }
     uint64_t expired_endpoints() const { return expired_; }
+    const FlowRefusal& last_flow_refusal() const { return flow_refusal_; }
 
   private:
     void handle_update(const Datagram& d, Time now);
@@ -67,6 +76,7 @@ class RelayEngine {
     void apply_change(EndpointId e, const IpAddress& group, RecordType type,
                       std::span<const IpAddress> sources, bool older_version_host);
     bool report_needs_state(const MembershipReport& report) const;
+    bool fits_flow_budgets(EndpointId e, const GroupMembership* current, GroupMembership& next);
     bool group_allowed(const IpAddress& group, bool v1v2, bool exclude);
     void update_capacity_flag();
     Time timeout() const { return config_.membership_timeout; }
@@ -80,6 +90,7 @@ class RelayEngine {
     bool draining_ = false;
     uint64_t rotations_ = 0;
     uint64_t expired_ = 0;
+    FlowRefusal flow_refusal_;
 };
 
 }  // namespace amt
