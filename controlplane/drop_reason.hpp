@@ -26,6 +26,8 @@ namespace amt {
     X(source_ip_endpoint_limit)      /* limits.max_endpoints_per_source_ip reached */              \
     X(group_limit)                   /* record ignored: limits.max_groups_per_endpoint */          \
     X(source_limit)                  /* sources ignored: limits.max_sources_per_group */           \
+    X(endpoint_flow_limit)           /* flows ignored: limits.max_flows_per_endpoint */            \
+    X(source_ip_flow_limit)          /* flows ignored: limits.max_flows_per_source_ip */           \
     X(ssm_exclude_ignored)           /* IS_EX / TO_EX for an SSM group (RFC 4604 §2.2.1) */       \
     X(ssm_v1v2_ignored)              /* IGMPv2 / MLDv1 message for an SSM group */                 \
     X(asm_disabled)                  /* record for a non-SSM group while asm = false */            \

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 
 namespace amt {
 
@@ -218,8 +219,67 @@ void RelayEngine::apply_change(EndpointId e, const IpAddress& group, RecordType 
         return;
     }
     if (partly_ignored) counters_.drop(*partly_ignored);
-    if (current != nullptr ? *current == next : next.empty()) return;
+    if (!fits_flow_budgets(e, current, next) && (current ? *current == next : next.empty())) return;
     db_.set_group(e, next);
+}
+
+// The flow budgets (issue 18): without them one address could fill the flow table and every
+// later join would find it full. Flows e gives up count first, so a change that only removes
+// always fits. New sources of an INCLUDE list that do not fit are ignored, as sources beyond
+// max_sources_per_group are; a change to EXCLUDE that does not fit (its (*,G) and every newly
+// blocked source) is refused whole, since dropping a blocked source would forward it. Returns
+// false when something was cut; `next` then holds what fits.
+bool RelayEngine::fits_flow_budgets(EndpointId e, const GroupMembership* current,
+                                    GroupMembership& next) {
+    const RelayLimits& limits = config_.limits;
+    const GroupMembership before = current ? *current : GroupMembership{.group = next.group};
+    const FlowKey any_source{any_source_of(next.group), next.group};
+    const auto lists = [](const GroupMembership& g, const IpAddress& s) {
+        return std::binary_search(g.sources.begin(), g.sources.end(), s);
+    };
+    size_t endpoint_flows = db_.flows_of(e);
+    size_t address_flows = db_.flows_of_address(e);
+    const auto give_up = [&](const FlowKey& key) {
+        --endpoint_flows;
+        if (!db_.address_shares(e, key)) --address_flows;
+    };
+    for (const IpAddress& s : before.sources) {
+        if (!lists(next, s)) give_up({s, next.group});
+    }
+    if (before.mode == FilterMode::exclude && next.mode == FilterMode::include) give_up(any_source);
+
+    std::optional<DropReason> refused;
+    const auto take = [&](const FlowKey& key) {
+        const bool shared = db_.address_shares(e, key);
+        if (endpoint_flows >= limits.max_flows_per_endpoint) {
+            refused = DropReason::endpoint_flow_limit;
+        } else if (!shared && address_flows >= limits.max_flows_per_source_ip) {
+            refused = DropReason::source_ip_flow_limit;
+        } else {
+            ++endpoint_flows;
+            if (!shared) ++address_flows;
+            return true;
+        }
+        return false;
+    };
+    if (next.mode == FilterMode::exclude) {
+        bool fits = before.mode == FilterMode::exclude || take(any_source);
+        for (const IpAddress& s : next.sources) {
+            if (fits && !lists(before, s)) fits = take({s, next.group});
+        }
+        if (!fits) next = before;
+    } else {
+        std::vector<IpAddress> kept;
+        kept.reserve(next.sources.size());
+        for (const IpAddress& s : next.sources) {
+            if (lists(before, s) || take({s, next.group})) kept.push_back(s);
+        }
+        next.sources = std::move(kept);
+    }
+    if (!refused) return true;
+    counters_.drop(*refused);
+    flow_refusal_ = {db_.endpoint(e).address, next.group, *refused, flow_refusal_.total + 1};
+    return false;
 }
 
 void RelayEngine::apply_v1v2(EndpointId e, const MembershipReport& report) {
@@ -335,7 +395,9 @@ size_t RelayEngine::restore_state(const RelayState& state, Time now) {
                 !group_allowed(g.group, g.older_version_host, g.mode == FilterMode::exclude)) {
                 continue;
             }
-            db_.set_group(id, g);
+            GroupMembership fitted = g;
+            if (!fits_flow_budgets(id, nullptr, fitted) && fitted.empty()) continue;
+            db_.set_group(id, fitted);
             ++groups;
         }
         if (groups == 0) {

@@ -22,6 +22,14 @@ namespace amt {
 
 class EngineSink : public ReplySink, public MembershipSink {};
 
+// The latest change the flow budgets cut (the daemon logs it at a bounded rate: who it was).
+struct FlowRefusal {
+    UdpEndpoint gateway;
+    IpAddress group;
+    DropReason reason = DropReason::endpoint_flow_limit;
+    uint64_t total = 0;  // changes cut so far
+};
+
 class RelayEngine {
   public:
     RelayEngine(const EngineConfig& config, SecretStore& secrets, EngineSink& sink);
@@ -65,6 +73,7 @@ class RelayEngine {
     const UdpEndpoint& last_anomaly_from(InnerAnomaly a) const {
         return last_anomaly_from_[static_cast<size_t>(a)];
     }
+    const FlowRefusal& last_flow_refusal() const { return flow_refusal_; }
 
   private:
     void handle_update(const Datagram& d, Time now);
@@ -79,6 +88,7 @@ class RelayEngine {
                       std::span<const IpAddress> sources, bool older_version_host,
                       std::optional<DropReason> partly_ignored = std::nullopt);
     bool report_needs_state(const MembershipReport& report) const;
+    bool fits_flow_budgets(EndpointId e, const GroupMembership* current, GroupMembership& next);
     bool group_allowed(const IpAddress& group, bool v1v2, bool exclude);
     void update_capacity_flag();
     Time timeout() const { return config_.membership_timeout; }
@@ -94,6 +104,7 @@ class RelayEngine {
     uint64_t rotations_ = 0;
     uint64_t expired_ = 0;
     std::array<UdpEndpoint, inner_anomaly_count> last_anomaly_from_{};
+    FlowRefusal flow_refusal_;
 };
 
 }  // namespace amt

@@ -180,6 +180,7 @@ void ControlThread::update_gauges() {
     set(gauges_.secret_rotations, engine_.secret_rotations());
     set(gauges_.expired_endpoints, engine_.expired_endpoints());
     set(gauges_.publish_failures, publisher_.publish_failures());
+    set(gauges_.flows_unpublished, publisher_.unpublished());
     gauges_.draining.store(engine_.draining(), std::memory_order_relaxed);
     gauges_.refusing.store(engine_.refusing_new_endpoints(), std::memory_order_relaxed);
 }

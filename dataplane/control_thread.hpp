@@ -48,6 +48,7 @@ struct ControlGauges {
     std::atomic<uint64_t> secret_rotations{0};
     std::atomic<uint64_t> expired_endpoints{0};
     std::atomic<uint64_t> publish_failures{0};
+    std::atomic<uint64_t> flows_unpublished{0};  // table full: not forwarding yet
     std::atomic<bool> draining{false};
     std::atomic<bool> refusing{false};  // L flag set: draining or at capacity
 };

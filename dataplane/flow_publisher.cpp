@@ -65,13 +65,23 @@ size_t FlowPublisher::publish() {
     const bool v6_ready = next_hops_.v6.mac().has_value();
     std::vector<TunnelHeader> ready;
     size_t n = 0;
+    const bool edited = !dirty_.empty();
+    // Deleted flows' slots are free again: what found the table full is tried once more.
+    if (retry_due()) {
+        freed_seen_ = table_.freed_slots();
+        dirty_.insert(unpublished_.begin(), unpublished_.end());
+    }
+    bool table_full = false;
     for (const FlowKey& key : dirty_) {
         const auto f = flows_.find(key);
         if (f == flows_.end()) {
             table_.remove(key);
+            unpublished_.erase(key);
             ++n;
             continue;
         }
+        // Once one insert failed, the others waiting would too: they wait for the next free slot.
+        if (table_full && unpublished_.contains(key)) continue;
         const std::vector<TunnelHeader>* tunnels = &f->second.tunnels;
         if (!v4_ready || !v6_ready) {
             ready.clear();
@@ -81,13 +91,15 @@ size_t FlowPublisher::publish() {
             tunnels = &ready;
         }
         if (!table_.publish(key, GatewaySet::create(*tunnels))) {
-            ++failures_;  // table full: the flow stays unpublished until the next change
+            table_full = true;
+            if (unpublished_.insert(key).second) ++failures_;
             continue;
         }
+        unpublished_.erase(key);
         ++n;
     }
     dirty_.clear();
-    if (n > 0) publish_latency_.observe(std::chrono::steady_clock::now() - first_dirty_);
+    if (n > 0 && edited) publish_latency_.observe(std::chrono::steady_clock::now() - first_dirty_);
     return n;
 }
 

@@ -16,14 +16,6 @@
 #include "dataplane/gateway_set.hpp"
 #include "dataplane/next_hops.hpp"
 
-template <>
-struct std::hash<amt::FlowKey> {
-    size_t operator()(const amt::FlowKey& k) const noexcept {
-        return std::hash<amt::IpAddress>{}(k.source) * 1000003u ^
-               std::hash<amt::IpAddress>{}(k.group);
-    }
-};
-
 namespace amt {
 
 // How tunnel headers are made: the port's MAC, outer TTL and path MTU. The destination MAC is
@@ -45,9 +37,16 @@ class FlowPublisher {
     void next_hop_changed(Family family);
     // Publishes every changed flow; returns how many were published or removed.
     size_t publish();
-    bool dirty() const { return !dirty_.empty(); }
+    bool dirty() const { return !dirty_.empty() || retry_due(); }
     size_t flows() const { return flows_.size(); }
+    // Flows that found the table full (counted once each until they are published).
     size_t publish_failures() const { return failures_; }
+    // Flows with members that are not in the table now: they forward nothing until a deleted
+    // flow's slot is freed, and are then published without waiting for a change of their own.
+    size_t unpublished() const { return unpublished_.size(); }
+    bool forwarding(const FlowKey& key) const {
+        return table_.find(make_flow_hash_key(key)) != nullptr;
+    }
     // Age of a batch's oldest edit when the batch is published (edit → visible to workers).
     const LatencyHistogram& publish_latency() const { return publish_latency_; }
     // Every flow with its member count (the operator's view; control thread only).
@@ -68,10 +67,13 @@ class FlowPublisher {
     const NextHops& next_hops_;
     std::unordered_map<FlowKey, Members> flows_;
     void mark_dirty(const FlowKey& key);
+    bool retry_due() const { return !unpublished_.empty() && table_.freed_slots() != freed_seen_; }
 
     std::unordered_set<FlowKey> dirty_;
     std::chrono::steady_clock::time_point first_dirty_{};
     size_t failures_ = 0;
+    std::unordered_set<FlowKey> unpublished_;  // table full when they were last tried
+    uint64_t freed_seen_ = 0;                  // table_.freed_slots() at the last retry
     LatencyHistogram publish_latency_;
 };
 

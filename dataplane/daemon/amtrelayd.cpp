@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "controlplane/control_socket.hpp"
+#include "dataplane/daemon/flow_refusal_log.hpp"
 #include "dataplane/daemon/relay_config.hpp"
 #include "dataplane/daemon/relay_control.hpp"
 #include "dataplane/daemon/relay_metrics.hpp"
@@ -76,6 +77,9 @@ void log_startup(const RelayConfig& c, Dataplane& dp) {
         spdlog::info("native multicast accepted from: {}{}", one_port ? "" : "the upstream port",
                      sources.empty() ? "" : (one_port ? "" : ", sources in ") + sources);
     }
+    spdlog::info("flow table {} entries; flow budgets: {} per source address, {} per endpoint",
+                 d.flow_table_size, e.limits.max_flows_per_source_ip,
+                 e.limits.max_flows_per_endpoint);
     spdlog::info(
         "query interval {} s, membership timeout {} s, secret rotation {} s, teardown {}, asm {}",
         e.query_interval.count(), e.membership_timeout.count(), e.secret_rotation.count(),
@@ -331,6 +335,7 @@ int main(int argc, char** argv) {
         spdlog::info("relay running (pid {})", getpid());
 
         DropSummary drops;
+        FlowRefusalLog flow_refusals;
         auto last_summary = std::chrono::steady_clock::now();
         auto last_socket_poll = last_summary;
         auto last_load_sample = last_summary;
@@ -355,6 +360,8 @@ int main(int argc, char** argv) {
             state.maybe_snapshot(now.time_since_epoch());
             if (now - last_summary >= std::chrono::seconds(config.drop_log_interval_seconds)) {
                 drops.log_changes(dp);
+                for (const FlowRefusalLog::Line& l : flow_refusals.since_last(dp))
+                    spdlog::log(l.warning ? spdlog::level::warn : spdlog::level::info, l.text);
                 last_summary = now;
             }
         }

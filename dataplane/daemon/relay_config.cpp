@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -352,6 +353,9 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
                    100'000'000);
     limits.integer("max_groups_per_endpoint", e.limits.max_groups_per_endpoint, 1, 65535);
     limits.integer("max_sources_per_group", e.limits.max_sources_per_group, 1, 65535);
+    e.limits.max_flows_per_endpoint = e.limits.max_flows_per_source_ip = 0;  // 0: not in the file
+    limits.integer("max_flows_per_endpoint", e.limits.max_flows_per_endpoint, 1, 16'777'216);
+    limits.integer("max_flows_per_source_ip", e.limits.max_flows_per_source_ip, 1, 16'777'216);
     limits.number("replies_per_second_per_source_ip", e.limits.replies_per_second_per_source_ip,
                   0.001);
     limits.number("reply_burst_per_source_ip", e.limits.reply_burst_per_source_ip, 1);
@@ -389,6 +393,12 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     dp.integer("control_ring_size", d.control_ring_size, 64, 1'048'576);
     dp.integer("copy_threshold", d.replication.copy_threshold, 0, 9216);
     dp.reject_unknown();
+    // Flow budgets the file does not set follow the table: one address may hold a 16th of it,
+    // one endpoint a 64th, so no one address fills it (README, configuration reference).
+    if (e.limits.max_flows_per_source_ip == 0)
+        e.limits.max_flows_per_source_ip = std::max(1u, d.flow_table_size / 16);
+    if (e.limits.max_flows_per_endpoint == 0)
+        e.limits.max_flows_per_endpoint = std::max(1u, d.flow_table_size / 64);
 
     Section log(root, "log", origin);
     if (log.string("level", c.log_level)) {

@@ -386,8 +386,12 @@ void RelayMetrics::collect_control(std::vector<MetricFamily>& out) const {
     counter("amt_expired_endpoints_total", "Endpoints dropped because they stopped refreshing",
             value(g.expired_endpoints));
     counter("amt_flow_publish_failures_total",
-            "Flows that could not be published (flow table full: raise dataplane.flow_table_size)",
+            "Flows that found the flow table full (each counted once until published)",
             value(g.publish_failures));
+    gauge("amt_flows_unpublished",
+          "Flows with members that are not in the flow table (it was full): they forward "
+          "nothing until deleted flows free a slot",
+          value(g.flows_unpublished));
     gauge("amt_draining", "1 while the operator drains the relay (amtctl drain on)",
           g.draining.load(std::memory_order_relaxed) ? 1 : 0);
     gauge("amt_refusing_new_gateways",

@@ -217,6 +217,37 @@ TEST(RelayConfig, GlobalReplyBudgetKeys) {
               std::string::npos);
 }
 
+// Issue 18 item 2: the flow budgets. Not in the file, they follow dataplane.flow_table_size (a
+// 16th of it per address, a 64th per endpoint: 4096 and 1024 for the default 65536); set, they are
+// taken as they are; 0 is refused with the key.
+TEST(RelayConfig, FlowBudgetKeys) {
+    const std::string base = minimal;
+    const RelayLimits defaults = parse_relay_config(base, "t.toml").dataplane.engine.limits;
+    EXPECT_EQ(defaults.max_flows_per_source_ip, 4096u);
+    EXPECT_EQ(defaults.max_flows_per_endpoint, 1024u);
+    const RelayLimits small =
+        parse_relay_config(base + "[dataplane]\nflow_table_size = 4096\n", "t.toml")
+            .dataplane.engine.limits;
+    EXPECT_EQ(small.max_flows_per_source_ip, 256u);
+    EXPECT_EQ(small.max_flows_per_endpoint, 64u);
+    const RelayLimits tiny =
+        parse_relay_config(base + "[dataplane]\nflow_table_size = 64\n", "t.toml")
+            .dataplane.engine.limits;
+    EXPECT_EQ(tiny.max_flows_per_source_ip, 4u);
+    EXPECT_EQ(tiny.max_flows_per_endpoint, 1u);
+    const RelayLimits set = parse_relay_config(base +
+                                                   "[limits]\nmax_flows_per_source_ip = 20000\n"
+                                                   "max_flows_per_endpoint = 300\n",
+                                               "t.toml")
+                                .dataplane.engine.limits;
+    EXPECT_EQ(set.max_flows_per_source_ip, 20000u);
+    EXPECT_EQ(set.max_flows_per_endpoint, 300u);
+    EXPECT_EQ(error_of(base + "[limits]\nmax_flows_per_source_ip = 0\n"),
+              "test.toml: limits.max_flows_per_source_ip = 0: must be 1..16777216");
+    EXPECT_EQ(error_of(base + "[limits]\nmax_flows_per_endpoint = -1\n"),
+              "test.toml: limits.max_flows_per_endpoint = -1: must be 1..16777216");
+}
+
 TEST(RelayConfig, StateSection) {
     const std::string base = "[ports]\ndownstream = \"x\"\n[relay]\naddresses = [\"192.0.2.1\"]\n";
     EXPECT_EQ(parse_relay_config(base, "t").state.file, "");
