@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 #include "common/checksum.hpp"
 #include "harness.hpp"
@@ -91,11 +92,18 @@ void wait(TestRelay& relay, std::chrono::milliseconds t) {
     relay.step(1);
 }
 
-void join(TestRelay& relay, const UdpEndpoint& gateway) {
+// Joins `gateway` to (S1,G1) or (S6,G6); the ARP / ND the relay sent for it are added to `asked`.
+void join(TestRelay& relay, const UdpEndpoint& gateway, Sent* asked = nullptr) {
     const bool v6 = gateway.ip.is_v6();
     ASSERT_TRUE(relay.join(gateway, v6 ? relay.relay_v6() : relay.relay_v4(),
                            TestRelay::report(RecordType::allow_new_sources, v6 ? G6 : G1,
                                              {v6 ? S6 : S1})));
+    Sent after = sent(relay);
+    if (asked == nullptr) return;
+    for (Frame& f : after.arp)
+        asked->arp.push_back(std::move(f));
+    for (Frame& f : after.ns)
+        asked->ns.push_back(std::move(f));
 }
 
 // An ICMPv6 NS (135, Source Link-Layer Address) or NA (136, flags, Target Link-Layer Address).
@@ -132,12 +140,10 @@ const IpAddress all_nodes = *IpAddress::parse("ff02::1");
 // the router's MAC throughout.
 TEST(OnLinkGateways, EachGetsItsOwnMacAfterArpAndNothingBefore) {
     TestRelay relay("onlink4", 1, TestRelay::default_engine(), false, on_link());
-    relay.nic().sent();
-    join(relay, lan_a);
-    join(relay, lan_b);
-    join(relay, gw(1));
-
-    Sent asked = sent(relay);
+    Sent asked;
+    join(relay, lan_a, &asked);
+    join(relay, lan_b, &asked);
+    join(relay, gw(1), &asked);
     ASSERT_EQ(asked.arp.size(), 2u) << "one ARP request per on-link gateway, none for gw(1)";
     std::set<uint32_t> targets;
     for (const Frame& f : asked.arp) {
@@ -241,11 +247,10 @@ TEST(OnLinkGateways, EntriesGoStaleAreProbedFailAndRecover) {
 // unsolicited NA with Override moves the tunnel, one without Override does not.
 TEST(OnLinkGateways, Ipv6NeighborDiscovery) {
     TestRelay relay("onlink6", 1, TestRelay::default_engine(), false, on_link());
-    relay.nic().sent();
-    join(relay, lan6_a);
-    join(relay, lan6_b);
-    join(relay, far6);
-    Sent asked = sent(relay);
+    Sent asked;
+    join(relay, lan6_a, &asked);
+    join(relay, lan6_b, &asked);
+    join(relay, far6, &asked);
     ASSERT_EQ(asked.ns.size(), 2u);
     for (const Frame& ns : asked.ns) {
         const IpAddress target = IpAddress::v6_from_bytes(ns.data() + 54 + 8);
@@ -308,10 +313,10 @@ TEST(OnLinkGateways, Ipv6NeighborDiscovery) {
 // entry is free; entries nobody uses go after gc_stale.
 TEST(OnLinkGateways, TableIsCappedAndUnusedEntriesGo) {
     TestRelay relay("onlinkcap", 1, TestRelay::default_engine(), false, on_link(1));
-    relay.nic().sent();
-    join(relay, lan_a);
-    join(relay, lan_b);
-    EXPECT_EQ(sent(relay).arp.size(), 1u);
+    Sent asked;
+    join(relay, lan_a, &asked);
+    join(relay, lan_b, &asked);
+    EXPECT_EQ(asked.arp.size(), 1u);
     EXPECT_EQ(relay.dp().control().neighbors().counters().table_full.value(), 1u);
     relay.nic().inject(arp_frame(2, mac_a, lan_a.ip, relay.relay_mac(), relay.relay_v4().ip));
     relay.nic().inject(arp_frame(2, mac_b, lan_b.ip, relay.relay_mac(), relay.relay_v4().ip));
@@ -325,9 +330,9 @@ TEST(OnLinkGateways, TableIsCappedAndUnusedEntriesGo) {
                            TestRelay::report(RecordType::block_old_sources, G1, {S1})));
     relay.nic().sent();
     wait(relay, std::chrono::milliseconds(200));
-    Sent asked = sent(relay);
-    ASSERT_EQ(asked.arp.size(), 1u);
-    EXPECT_EQ(load_be32(asked.arp[0].data() + 14 + 24), lan_b.ip.v4_value());
+    Sent later = sent(relay);
+    ASSERT_EQ(later.arp.size(), 1u);
+    EXPECT_EQ(load_be32(later.arp[0].data() + 14 + 24), lan_b.ip.v4_value());
     relay.nic().inject(arp_frame(2, mac_b, lan_b.ip, relay.relay_mac(), relay.relay_v4().ip));
     relay.step();
     EXPECT_EQ(stream(relay, S1, G1).data[lan_b], mac_b);
