@@ -106,7 +106,8 @@ size_t ControlThread::drain_control_ring(Time now) {
 void ControlThread::send_neighbor_frame(ByteView frame) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);
     if (m == nullptr) return;
-    auto* out = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())));
+    auto* out =
+        reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())));
     if (out == nullptr) {
         rte_pktmbuf_free(m);
         return;

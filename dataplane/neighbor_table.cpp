@@ -221,8 +221,9 @@ void NeighborTable::receive_arp(const EthernetHeader& eth, ByteView arp) {
     }
     const uint16_t op = load_be16(arp.data() + 6);
     if (op != 1 && op != 2) return;
-    counters_.messages[static_cast<size_t>(op == 1 ? NeighborMessage::arp_request
-                                                    : NeighborMessage::arp_reply)][0]
+    counters_
+        .messages[static_cast<size_t>(op == 1 ? NeighborMessage::arp_request
+                                              : NeighborMessage::arp_reply)][0]
         .add();
     MacAddress sender;
     std::memcpy(sender.data(), arp.data() + 8, 6);
@@ -232,8 +233,8 @@ void NeighborTable::receive_arp(const EthernetHeader& eth, ByteView arp) {
     if (e == nullptr || !valid_unicast(sender)) return;
     const bool gratuitous = sender_ip == target_ip;
     const bool to_us = op == 2 && eth.dst == config_.mac;
-    const bool override = gratuitous || now_ - e->updated >= config_.timers.locktime ||
-                          !usable(e->state);
+    const bool override =
+        gratuitous || now_ - e->updated >= config_.timers.locktime || !usable(e->state);
     update(sender_ip, *e, sender, to_us, override);
 }
 

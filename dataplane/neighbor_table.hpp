@@ -53,10 +53,10 @@ inline constexpr std::array<std::string_view, neighbor_message_count> neighbor_m
     AMT_NEIGHBOR_MESSAGES(AMT_ENUM_STRING)};
 
 struct NeighborConfig {
-    std::vector<IpPrefix> prefixes;         // downstream.prefixes: directly connected
-    std::vector<IpAddress> own_addresses;   // the relay's: the source of its solicitations
-    MacAddress mac{};                       // the downstream port's
-    size_t max_entries = 1024;              // downstream.max_neighbors
+    std::vector<IpPrefix> prefixes;        // downstream.prefixes: directly connected
+    std::vector<IpAddress> own_addresses;  // the relay's: the source of its solicitations
+    MacAddress mac{};                      // the downstream port's
+    size_t max_entries = 1024;             // downstream.max_neighbors
     NeighborTimers timers;
 };
 

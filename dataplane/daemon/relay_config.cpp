@@ -388,7 +388,8 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
         if (std::none_of(e.relay_addresses.begin(), e.relay_addresses.end(),
                          [f](const IpAddress& a) { return a.family() == f; })) {
             down.fail("downstream.prefixes: \"" + p.to_string() + "\"",
-                      std::string("relay.addresses has no ") + (f == Family::ipv4 ? "IPv4" : "IPv6") +
+                      std::string("relay.addresses has no ") +
+                          (f == Family::ipv4 ? "IPv4" : "IPv6") +
                           " address to send ARP / Neighbor Solicitations from: add one, or "
                           "remove the prefix");
         }

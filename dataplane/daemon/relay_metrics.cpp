@@ -324,9 +324,9 @@ void collect_neighbors(const NeighborCounters& n, std::vector<MetricFamily>& out
             {{"state", std::string(neighbor_state_names[i])}});
     }
     out.push_back(std::move(states));
-    MetricFamily messages = family("amt_neighbor_messages_total",
-                                   "ARP and Neighbor Discovery messages for on-link gateways",
-                                   MetricType::Counter);
+    MetricFamily messages =
+        family("amt_neighbor_messages_total",
+               "ARP and Neighbor Discovery messages for on-link gateways", MetricType::Counter);
     for (size_t t = 0; t < neighbor_message_count; ++t) {
         const std::string type(neighbor_message_names[t]);
         add(messages, static_cast<double>(n.messages[t][0].value()),

@@ -95,9 +95,9 @@ void wait(TestRelay& relay, std::chrono::milliseconds t) {
 // Joins `gateway` to (S1,G1) or (S6,G6); the ARP / ND the relay sent for it are added to `asked`.
 void join(TestRelay& relay, const UdpEndpoint& gateway, Sent* asked = nullptr) {
     const bool v6 = gateway.ip.is_v6();
-    ASSERT_TRUE(relay.join(gateway, v6 ? relay.relay_v6() : relay.relay_v4(),
-                           TestRelay::report(RecordType::allow_new_sources, v6 ? G6 : G1,
-                                             {v6 ? S6 : S1})));
+    ASSERT_TRUE(
+        relay.join(gateway, v6 ? relay.relay_v6() : relay.relay_v4(),
+                   TestRelay::report(RecordType::allow_new_sources, v6 ? G6 : G1, {v6 ? S6 : S1})));
     Sent after = sent(relay);
     if (asked == nullptr) return;
     for (Frame& f : after.arp)
@@ -107,16 +107,13 @@ void join(TestRelay& relay, const UdpEndpoint& gateway, Sent* asked = nullptr) {
 }
 
 // An ICMPv6 NS (135, Source Link-Layer Address) or NA (136, flags, Target Link-Layer Address).
-Frame nd_frame(uint8_t type, const MacAddress& eth_dst, const MacAddress& mac,
-               const IpAddress& src, const IpAddress& dst, const IpAddress& target,
-               uint8_t flags) {
+Frame nd_frame(uint8_t type, const MacAddress& eth_dst, const MacAddress& mac, const IpAddress& src,
+               const IpAddress& dst, const IpAddress& target, uint8_t flags) {
     Frame f(14 + 40 + 32);
     build_ethernet(f, eth_dst, mac, ethertype_ipv6);
-    write_ipv6_header(MutByteView(f).subspan(14), {.payload_length = 32,
-                                                   .next_header = 58,
-                                                   .hop_limit = 255,
-                                                   .src = src,
-                                                   .dst = dst});
+    write_ipv6_header(
+        MutByteView(f).subspan(14),
+        {.payload_length = 32, .next_header = 58, .hop_limit = 255, .src = src, .dst = dst});
     uint8_t* icmp = f.data() + 54;
     icmp[0] = type;
     icmp[4] = flags;
