@@ -8,6 +8,7 @@
 #   [relay] r0 ──── l-rel [lan: br0] ─┬─ l-gw1 ──── g0 [gw1] 192.0.2.2 (and the source)
 #   192.0.2.1                         └─ l-gw2 ──── g0 [gw2] 192.0.2.3
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/topology.sh"  # relay_metric
 
 make_ns relay lan gw1 gw2
 in_ns lan ip link add br0 type bridge mcast_snooping 0
@@ -46,18 +47,13 @@ T
 spawn relay relay "$AMTRELAYD" --config "$WORK/relay.toml"
 wait_for 20 "amtrelayd running" grep -q "relay running" "$WORK/relay.log"
 
-metric() {
-    in_ns relay curl -sf http://127.0.0.1:9850/metrics |
-        awk -v m="$1" -v l="${2:-}" '$1 ~ "^" m "([{]|$)" && (l == "" || $1 ~ l) {s += $2} END {printf "%d", s}'
-}
-
 for g in 1 2; do
     spawn "gw$g" "gateway$g" "$AMTGW" --relay 192.0.2.1 --source 192.0.2.2 --group 232.1.1.1 \
         --port 5000 --output "$WORK/stream$g.bin" --duration 20
     eval "GW${g}_PID=$LAST_PID"
 done
 for g in 1 2; do wait_for 15 "gateway $g joined" grep -q "joined" "$WORK/gateway$g.log"; done
-both_reachable() { [ "$(metric amt_neighbors 'state="reachable"')" -eq 2 ]; }
+both_reachable() { [ "$(relay_metric amt_neighbors 'state="reachable"')" -eq 2 ]; }
 wait_for 10 "both gateways resolved (amt_neighbors{state=reachable} = 2)" both_reachable
 pass "both on-link gateways joined and resolved by ARP"
 
@@ -74,8 +70,8 @@ for g in 1 2; do
 done
 pass "50 of 50 datagrams delivered to each on-link gateway"
 
-sent=$(metric amt_neighbor_messages_total 'direction="sent".*type="arp_request"')
+sent=$(relay_metric amt_neighbor_messages_total 'direction="sent".*type="arp_request"')
 [ "$sent" -ge 2 ] || fail "amt_neighbor_messages_total{arp_request, sent} = $sent, expected >= 2"
-unresolved=$(metric amt_dropped_packets_total 'reason="neighbor_unresolved"')
+unresolved=$(relay_metric amt_dropped_packets_total 'reason="neighbor_unresolved"')
 [ "$unresolved" -eq 0 ] || fail "$unresolved replicas withheld after resolution"
 pass "metrics: $sent ARP requests sent, no replica withheld"
