@@ -302,6 +302,8 @@ TEST(OnLinkGateways, Ipv6NeighborDiscovery) {
         probed_a = true;
         EXPECT_EQ(mac_at(ns, 0), mac_a2);
         EXPECT_EQ(IpAddress::v6_from_bytes(ns.data() + 38), lan6_a.ip);
+        const uint32_t pseudo = pseudo_header_sum(relay.relay_v6().ip, lan6_a.ip, 58, 32);
+        EXPECT_TRUE(checksum_verifies(checksum_add(ByteView(ns.data() + 54, 32), pseudo)));
     }
     EXPECT_TRUE(probed_a);
 }

@@ -46,6 +46,8 @@ socket = "${WORK}/control.sock"
 T
 spawn relay relay "$AMTRELAYD" --config "$WORK/relay.toml"
 wait_for 20 "amtrelayd running" grep -q "relay running" "$WORK/relay.log"
+grep -q "gateways on the relay.s link (192.0.2.0/24) are resolved with ARP" "$WORK/relay.log" ||
+    fail "no start-up line about the on-link prefixes"
 
 for g in 1 2; do
     spawn "gw$g" "gateway$g" "$AMTGW" --relay 192.0.2.1 --source 192.0.2.2 --group 232.1.1.1 \
