@@ -14,12 +14,14 @@
 #include "dataplane/endpoint_positions.hpp"
 #include "dataplane/flow_table.hpp"
 #include "dataplane/gateway_set.hpp"
+#include "dataplane/neighbor_table.hpp"
 #include "dataplane/next_hops.hpp"
 
 namespace amt {
 
 // How tunnel headers are made: the port's MAC, outer TTL and path MTU. The destination MAC is
-// the next hop's of the tunnel's family (NextHops).
+// the gateway's own for a gateway on the downstream link (NeighborTable), else the next hop's of
+// the tunnel's family (NextHops).
 struct TunnelDefaults {
     MacAddress src_mac{};
     uint8_t ttl = 64;
@@ -28,13 +30,16 @@ struct TunnelDefaults {
 
 class FlowPublisher {
   public:
-    FlowPublisher(FlowTable& table, const TunnelDefaults& defaults, const NextHops& next_hops);
+    FlowPublisher(FlowTable& table, const TunnelDefaults& defaults, const NextHops& next_hops,
+                  NeighborTable* neighbors = nullptr);
 
     void apply(const FlowEdit& edit);
     // Rewrites the destination MAC of every tunnel of `family` (the next hop was resolved or
     // changed) and republishes every flow. Tunnels of a family whose next hop is unresolved are
     // kept but not published: nothing leaves toward an unknown MAC.
     void next_hop_changed(Family family);
+    // The same for the tunnels toward one on-link gateway whose MAC appeared, changed or went.
+    void neighbor_changed(const IpAddress& gateway);
     // Publishes every changed flow; returns how many were published or removed.
     size_t publish();
     bool dirty() const { return !dirty_.empty() || retry_due(); }
@@ -68,6 +73,12 @@ class FlowPublisher {
     std::unordered_map<FlowKey, Members> flows_;
     void mark_dirty(const FlowKey& key);
     bool retry_due() const { return !unpublished_.empty() && table_.freed_slots() != freed_seen_; }
+    // On-link tunnels: which flows hold tunnels toward each gateway (how many), so that a
+    // neighbour change touches only those flows.
+    NeighborTable* neighbors_;
+    std::unordered_map<IpAddress, std::unordered_map<FlowKey, uint32_t>> on_link_;
+    MacAddress destination_mac(const IpAddress& gateway, const FlowKey& key);
+    void forget_tunnel(const TunnelHeader& t, const FlowKey& key);
 
     std::unordered_set<FlowKey> dirty_;
     std::chrono::steady_clock::time_point first_dirty_{};

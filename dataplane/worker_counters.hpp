@@ -26,6 +26,7 @@ namespace amt {
     X(multicast_source_not_allowed) /* source outside upstream.source_prefixes */                  \
     X(query_from_downstream)        /* IGMP/MLD query on the gateways' port (two ports) */         \
     X(query_source_not_allowed)     /* one port: querier outside upstream.source_prefixes */       \
+    X(neighbor_unresolved) /* replica to an on-link gateway or next hop whose MAC is unknown */    \
     X(unknown_ethertype)
 
 enum class DataplaneDrop : uint8_t { AMT_DATAPLANE_DROPS(AMT_ENUM_VALUE) count_ };

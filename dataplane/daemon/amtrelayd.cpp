@@ -80,6 +80,13 @@ void log_startup(const RelayConfig& c, Dataplane& dp) {
     spdlog::info("flow table {} entries; flow budgets: {} per source address, {} per endpoint",
                  d.flow_table_size, e.limits.max_flows_per_source_ip,
                  e.limits.max_flows_per_endpoint);
+    std::string on_link;
+    for (const IpPrefix& p : d.downstream_prefixes)
+        on_link += (on_link.empty() ? "" : ", ") + p.to_string();
+    if (!on_link.empty()) {
+        spdlog::info("gateways on the relay's link ({}) are resolved with ARP / ND (at most {})",
+                     on_link, d.max_neighbors);
+    }
     spdlog::info(
         "query interval {} s, membership timeout {} s, secret rotation {} s, teardown {}, asm {}",
         e.query_interval.count(), e.membership_timeout.count(), e.secret_rotation.count(),

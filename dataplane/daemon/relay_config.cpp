@@ -202,6 +202,11 @@ void parse_af_xdp(const toml::table& root, const std::string& origin, RelayConfi
             "in AF_XDP mode the kernel receives ARP and ND, so the relay cannot resolve it: "
             "give downstream.next_hop_mac / next_hop_v6_mac (see `ip neigh show`)");
     }
+    if (!d.downstream_prefixes.empty()) {
+        s.fail("downstream.prefixes",
+               "in AF_XDP mode the kernel receives ARP and ND, so the relay cannot resolve "
+               "on-link gateways: leave it out (replicas go to downstream.next_hop_mac)");
+    }
     // DPDK 22.11's AF_XDP TX cannot send chained mbufs: replicas are copies.
     d.replication.chaining = false;
     // The --vdev is added at start-up (af_xdp_queues() asks the interface for its channels).
@@ -369,6 +374,8 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     down.mac("next_hop_mac", d.next_hop_v4_mac);
     down.address("next_hop_v6", d.next_hop_v6);
     down.mac("next_hop_v6_mac", d.next_hop_v6_mac);
+    down.prefixes("prefixes", d.downstream_prefixes);
+    down.integer("max_neighbors", d.max_neighbors, 1, 1'048'576);
     down.integer("pmtu", d.pmtu, 0, 9216);
     down.integer("outer_ttl", d.outer_ttl, 1, 255);
     bool zero_checksum = !d.replication.udp_checksum;
@@ -379,6 +386,18 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
         down.fail("downstream.next_hop", "must be an IPv4 address (use next_hop_v6 for IPv6)");
     if (d.next_hop_v6 && !d.next_hop_v6->is_v6())
         down.fail("downstream.next_hop_v6", "must be an IPv6 address");
+    // The relay asks on-link gateways for their MAC from one of its own addresses.
+    for (const IpPrefix& p : d.downstream_prefixes) {
+        const Family f = p.address.family();
+        if (std::none_of(e.relay_addresses.begin(), e.relay_addresses.end(),
+                         [f](const IpAddress& a) { return a.family() == f; })) {
+            down.fail("downstream.prefixes: \"" + p.to_string() + "\"",
+                      std::string("relay.addresses has no ") +
+                          (f == Family::ipv4 ? "IPv4" : "IPv6") +
+                          " address to send ARP / Neighbor Solicitations from: add one, or "
+                          "remove the prefix");
+        }
+    }
 
     Section up(root, "upstream", origin);
     up.addresses("addresses", d.upstream_addresses);

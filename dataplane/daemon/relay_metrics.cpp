@@ -294,7 +294,8 @@ void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
     total("amt_exception_packets_total", "Packets passed to the kernel through the exception port",
           [](const WorkerCounters& c) { return c.exception_packets.value(); });
     total("amt_control_ring_enqueued_total",
-          "Updates, Teardowns and router queries the workers passed to the control thread",
+          "Updates, Teardowns, router queries and on-link ARP/ND the workers passed to the "
+          "control thread",
           [](const WorkerCounters& c) { return c.control_to_ring.value(); });
 }
 
@@ -361,6 +362,34 @@ void RelayMetrics::collect_protocol(std::vector<MetricFamily>& out) const {
     out.push_back(std::move(fallback));
 }
 
+namespace {
+// Gateways on the relay's own link (downstream.prefixes): the neighbour table and its ARP / ND.
+void collect_neighbors(const NeighborCounters& n, std::vector<MetricFamily>& out) {
+    MetricFamily states = family(
+        "amt_neighbors", "On-link gateways in the neighbour table, by state", MetricType::Gauge);
+    for (size_t i = 0; i < neighbor_state_count; ++i) {
+        add(states, static_cast<double>(n.states[i].load(std::memory_order_relaxed)),
+            {{"state", std::string(neighbor_state_names[i])}});
+    }
+    out.push_back(std::move(states));
+    MetricFamily messages =
+        family("amt_neighbor_messages_total",
+               "ARP and Neighbor Discovery messages for on-link gateways", MetricType::Counter);
+    for (size_t t = 0; t < neighbor_message_count; ++t) {
+        const std::string type(neighbor_message_names[t]);
+        add(messages, static_cast<double>(n.messages[t][0].value()),
+            {{"direction", "received"}, {"type", type}});
+        add(messages, static_cast<double>(n.messages[t][1].value()),
+            {{"direction", "sent"}, {"type", type}});
+    }
+    out.push_back(std::move(messages));
+    out.push_back(single("amt_neighbor_table_full_total",
+                         "On-link gateways that waited for an entry: every one of "
+                         "downstream.max_neighbors in use",
+                         MetricType::Counter, static_cast<double>(n.table_full.value())));
+}
+}  // namespace
+
 void RelayMetrics::collect_control(std::vector<MetricFamily>& out) const {
     const ControlGauges& g = dp_.control().gauges();
     const auto value = [](const std::atomic<uint64_t>& a) {
@@ -397,6 +426,7 @@ void RelayMetrics::collect_control(std::vector<MetricFamily>& out) const {
     gauge("amt_refusing_new_gateways",
           "1 while Queries carry the L flag (draining, or at the endpoint limit)",
           g.refusing.load(std::memory_order_relaxed) ? 1 : 0);
+    collect_neighbors(dp_.control().neighbors().counters(), out);
     out.push_back(histogram("amt_flow_publish_latency_seconds",
                             "From a membership change to its flow table entry being visible "
                             "to the workers (age of a publish batch's oldest edit)",
