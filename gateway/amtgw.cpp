@@ -477,12 +477,15 @@ int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::stri
             st.seconds_in_state = std::chrono::duration<double>(after - c.state_since).count();
             st.seconds_since_data = std::chrono::duration<double>(after - c.last_data).count();
             st.problem = describe_problem(st, c.discovery, c.relay_given, no_data_after);
-            if (st.problem != c.problem_said) {
+            // Said once when it starts (the seconds in the sentence grow; the kind does not).
+            std::string kind = st.problem;
+            kind.erase(std::remove_if(kind.begin(), kind.end(), ::isdigit), kind.end());
+            if (kind != c.problem_said) {
                 if (!st.problem.empty()) {
                     std::fprintf(stderr, "\namtgw: %s: %s\n", to_amt_url(spec).c_str(),
                                  st.problem.c_str());
                 }
-                c.problem_said = st.problem;
+                c.problem_said = kind;
             }
             hub.set_status(spec, st);
             viewers += hub.viewers(spec);
