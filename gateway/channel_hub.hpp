@@ -3,13 +3,16 @@
 // least one viewer reads its stream; the tunnel loop asks reconcile() which tunnels to open and
 // which to leave, so several viewers of one channel share one tunnel and the last one out leaves.
 // Each channel keeps its last datagrams in a ring; a viewer reads from its own cursor and, when it
-// falls behind by a whole ring, skips ahead to the oldest datagram kept (counted as a gap).
+// falls behind by a whole ring, skips ahead to the oldest datagram kept. A new viewer of an
+// MPEG-TS channel starts at the last PAT before the last random access point (a keyframe), or
+// waits for the next one, so a player decodes from its first bytes.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
@@ -79,11 +82,28 @@ class ChannelHub {
     struct Entry {
         bool pinned = false;
         bool tunnel_open = false;
-        std::map<uint64_t, uint64_t> cursors;  // viewer id -> next datagram sequence number
-        std::deque<std::vector<uint8_t>> ring;
+        struct Cursor {
+            uint64_t next = 0;     // the next datagram's sequence number
+            bool waiting = false;  // for a keyframe to start at
+        };
+        std::map<uint64_t, Cursor> cursors;  // by viewer id
+        struct Datagram {
+            std::vector<uint8_t> bytes;
+            bool pat = false;  // carries the start of a PAT (PID 0)
+            bool rai = false;  // carries a TS random access indicator (a keyframe)
+            bool ts = true;    // whole MPEG-TS packets
+        };
+        std::deque<Datagram> ring;
+        uint16_t pmt_pid = 0x2000;           // from the PAT; 0x2000: none seen yet
+        std::vector<uint16_t> video_pids;    // from the PMT: their keyframes are start points
+        void mark_ts(ByteView p, Datagram& d);
         uint64_t first_seq = 0;  // sequence number of ring.front()
         ChannelStatus status;
         bool wanted() const { return pinned || !cursors.empty(); }
+        uint64_t start_for_new_viewer() const;
+        // A waiting viewer starts once a keyframe is kept, or at once when the stream is not
+        // MPEG-TS or half a ring went by without one. True when it has something to read.
+        bool settle(Cursor& c, size_t ring_size) const;
     };
 
     const size_t ring_size_;

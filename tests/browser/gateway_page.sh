@@ -13,7 +13,7 @@ command -v node >/dev/null || skip "node is not installed (sudo scripts/setup in
     fail "playwright-core is missing: run 'npm ci' in tests/browser (sudo scripts/setup does)"
 [ -f "$here/../../gateway/web/node_modules/mpegts.js/dist/mpegts.js" ] ||
     fail "mpegts.js is missing: run 'npm ci' in gateway/web (sudo scripts/setup does)"
-ffmpeg -hide_banner -encoders 2>/dev/null | grep -q libx264 ||
+[[ "$(ffmpeg -hide_banner -encoders 2>/dev/null)" == *libx264* ]] ||
     skip "this ffmpeg has no libx264 encoder (Debian's ffmpeg has it: sudo scripts/setup)"
 
 build_topology

@@ -195,6 +195,63 @@ TEST(ChannelHub, EveryViewerGetsEveryDatagramFromItsJoinOn) {
     EXPECT_TRUE(out.empty());
 }
 
+// A TS packet: PID, payload unit start, and an adaptation field with the random access indicator.
+std::vector<uint8_t> ts_packet(uint16_t pid, bool unit_start, bool random_access, uint8_t tag) {
+    std::vector<uint8_t> p(188, 0xff);
+    p[0] = 0x47;
+    p[1] = static_cast<uint8_t>((unit_start ? 0x40 : 0) | (pid >> 8));
+    p[2] = static_cast<uint8_t>(pid);
+    p[3] = random_access ? 0x30 : 0x10;
+    if (random_access) {
+        p[4] = 1;
+        p[5] = 0x40;
+    }
+    p[187] = tag;
+    return p;
+}
+
+TEST(ChannelHub, NewViewerStartsAtThePatBeforeTheLastKeyframe) {
+    ChannelHub hub;
+    const ChannelSpec c = url("amt://198.51.100.7@232.1.1.1:5000");
+    hub.pin(c);
+    hub.reconcile();
+    const std::vector<std::vector<uint8_t>> stream = {
+        ts_packet(0, true, false, 1),      // PAT
+        ts_packet(256, true, true, 2),     // keyframe
+        ts_packet(256, false, false, 3),
+        ts_packet(0, true, false, 4),      // PAT
+        ts_packet(4096, true, false, 5),   // PMT
+        ts_packet(256, true, true, 6),     // keyframe
+        ts_packet(256, false, false, 7),
+        ts_packet(0, true, false, 8),      // PAT after the last keyframe: not a start
+    };
+    for (const auto& p : stream)
+        hub.publish(c, ByteView(p));
+    const uint64_t v = hub.add_viewer(c);
+    std::vector<uint8_t> out;
+    ASSERT_TRUE(hub.read(c, v, out, 0ms));
+    ASSERT_EQ(out.size(), 5u * 188);
+    EXPECT_EQ(out[187], 4);  // from the PAT before the last keyframe
+    EXPECT_EQ(out.back(), 8);
+}
+
+TEST(ChannelHub, FirstViewerWaitsForAKeyframe) {
+    ChannelHub hub;
+    const ChannelSpec c = url("amt://198.51.100.7@232.1.1.1:5000");
+    const uint64_t v = hub.add_viewer(c);  // the tunnel opens for it: nothing kept yet
+    hub.reconcile();
+    for (const auto& p : {ts_packet(256, false, false, 1), ts_packet(0, true, false, 2)})
+        hub.publish(c, ByteView(p));
+    std::vector<uint8_t> out;
+    ASSERT_TRUE(hub.read(c, v, out, 0ms));
+    EXPECT_TRUE(out.empty());  // mid-GOP: a decoder could do nothing with it
+    const auto key = ts_packet(256, true, true, 3);
+    hub.publish(c, ByteView(key));
+    ASSERT_TRUE(hub.read(c, v, out, 0ms));
+    ASSERT_EQ(out.size(), 2u * 188);
+    EXPECT_EQ(out[187], 2);  // the PAT just before the keyframe
+}
+
 TEST(ChannelHub, SlowViewerSkipsToTheOldestKept) {
     ChannelHub hub(2);
     const ChannelSpec c = url("amt://198.51.100.7@232.1.1.1:5000");
