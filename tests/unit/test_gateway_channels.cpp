@@ -235,6 +235,39 @@ TEST(ChannelHub, NewViewerStartsAtThePatBeforeTheLastKeyframe) {
     EXPECT_EQ(out.back(), 8);
 }
 
+// PAT (program 1 at PMT PID 4096) and PMT (H.264 on 256, AAC on 257), as ffmpeg writes them.
+std::vector<uint8_t> psi_packet(uint16_t pid, std::vector<uint8_t> section, uint8_t tag) {
+    std::vector<uint8_t> p = ts_packet(pid, true, false, tag);
+    p[4] = 0;  // pointer field
+    std::copy(section.begin(), section.end(), p.begin() + 5);
+    return p;
+}
+const std::vector<uint8_t> pat_section = {0x00, 0xb0, 13, 0, 1, 0xc1, 0, 0, 0, 1, 0xf0, 0x00,
+                                          0, 0, 0, 0};
+const std::vector<uint8_t> pmt_section = {0x02, 0xb0, 23,   0, 1, 0xc1, 0, 0, 0xe1, 0x00, 0xf0,
+                                          0,    0x1b, 0xe1, 0, 0xf0, 0,  0x0f, 0xe1, 1, 0xf0, 0,
+                                          0,    0,    0,    0};
+
+TEST(ChannelHub, AudioRandomAccessIsNoStartPoint) {
+    ChannelHub hub;
+    const ChannelSpec c = url("amt://198.51.100.7@232.1.1.1:5000");
+    hub.pin(c);
+    hub.reconcile();
+    const std::vector<std::vector<uint8_t>> stream = {
+        psi_packet(0, pat_section, 1),     psi_packet(4096, pmt_section, 2),
+        ts_packet(256, true, true, 3),     // H.264 keyframe
+        ts_packet(0, true, false, 4),      // PAT
+        ts_packet(257, true, true, 5),     // AAC frame: random access too, but not a keyframe
+    };
+    for (const auto& p : stream)
+        hub.publish(c, ByteView(p));
+    const uint64_t v = hub.add_viewer(c);
+    std::vector<uint8_t> out;
+    ASSERT_TRUE(hub.read(c, v, out, 0ms));
+    ASSERT_EQ(out.size(), 5u * 188);
+    EXPECT_EQ(out[187], 1);  // from the PAT before the video keyframe
+}
+
 TEST(ChannelHub, FirstViewerWaitsForAKeyframe) {
     ChannelHub hub;
     const ChannelSpec c = url("amt://198.51.100.7@232.1.1.1:5000");
