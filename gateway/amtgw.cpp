@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "common/packet_headers.hpp"
-#include "gateway/driad.hpp"
 #include "gateway/channel_hub.hpp"
 #include "gateway/channel_url.hpp"
+#include "gateway/driad.hpp"
 #include "gateway/gateway_session.hpp"
 #include "gateway/http_server.hpp"
 
@@ -253,7 +253,8 @@ struct RelayOptions {
 };
 
 // The relay part of a session's configuration for these channels (they share one family).
-std::optional<SessionConfig> relay_config(const RelayOptions& o, const std::vector<Channel>& channels,
+std::optional<SessionConfig> relay_config(const RelayOptions& o,
+                                          const std::vector<Channel>& channels,
                                           std::string& error) {
     SessionConfig config;
     config.teardown = o.teardown;
@@ -385,7 +386,8 @@ int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::stri
                 continue;
             }
             HttpChannel& c = channels[spec];
-            const Family outer = config->relay ? config->relay->family() : config->discovery.family();
+            const Family outer =
+                config->relay ? config->relay->family() : config->discovery.family();
             c.tunnel.fd = open_socket(outer, 0);
             if (c.tunnel.fd < 0) {
                 std::perror("amtgw: socket");
@@ -440,8 +442,8 @@ int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::stri
                 const ssize_t n = recvfrom(fds[i].fd, buf, sizeof(buf), MSG_DONTWAIT,
                                            reinterpret_cast<sockaddr*>(&from), &from_len);
                 if (n <= 0) break;
-                by_fd[i]->tunnel.session->on_datagram(
-                    from_sockaddr(from), ByteView(buf, static_cast<size_t>(n)), now());
+                by_fd[i]->tunnel.session->on_datagram(from_sockaddr(from),
+                                                      ByteView(buf, static_cast<size_t>(n)), now());
             }
         }
         for (auto& [spec, c] : channels) {
@@ -450,7 +452,8 @@ int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::stri
         }
 
         const auto after = std::chrono::steady_clock::now();
-        if (duration > 0 && std::chrono::duration<double>(after - started).count() >= duration) break;
+        if (duration > 0 && std::chrono::duration<double>(after - started).count() >= duration)
+            break;
         if (after - last_status < std::chrono::seconds(1)) continue;
         last_status = after;
         // Once a second: the page's numbers and the sentences for people.
@@ -582,8 +585,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     for (size_t i = 0; i < groups.size(); ++i) {
-        const ParsedChannel c = make_channel(sources.empty() ? "" : sources[i], groups[i],
-                                             static_cast<uint16_t>(port));
+        const ParsedChannel c =
+            make_channel(sources.empty() ? "" : sources[i], groups[i], static_cast<uint16_t>(port));
         if (!c.channel) {
             std::fprintf(stderr, "amtgw: %s\n", c.error.c_str());
             return 2;

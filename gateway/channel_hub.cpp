@@ -9,7 +9,7 @@ ByteView psi_section(const uint8_t* ts) {
     size_t off = 4;
     if (ts[3] & 0x20) off += 1 + ts[4];  // adaptation field
     if (off >= 188) return {};
-    off += 1 + ts[off];                   // pointer field
+    off += 1 + ts[off];  // pointer field
     if (off + 3 > 188) return {};
     const size_t length = 3 + (((ts[off + 1] & 0x0f) << 8) | ts[off + 2]);
     return ByteView(ts + off, std::min(length, 188 - off));
@@ -49,14 +49,15 @@ void ChannelHub::Entry::mark_ts(ByteView p, Datagram& d) {
             size_t es = 12 + (((pmt[10] & 0x0f) << 8) | pmt[11]);
             while (es + 5 <= pmt.size() - std::min<size_t>(4, pmt.size())) {  // before the CRC
                 if (is_video(pmt[es])) {
-                    video_pids.push_back(static_cast<uint16_t>(((pmt[es + 1] & 0x1f) << 8) | pmt[es + 2]));
+                    video_pids.push_back(
+                        static_cast<uint16_t>(((pmt[es + 1] & 0x1f) << 8) | pmt[es + 2]));
                 }
                 es += 5 + (((pmt[es + 3] & 0x0f) << 8) | pmt[es + 4]);
             }
         }
         const bool rai = (ts[3] & 0x20) && ts[4] > 0 && (ts[5] & 0x40);
-        if (rai && (video_pids.empty() || std::find(video_pids.begin(), video_pids.end(), pid) !=
-                                              video_pids.end())) {
+        if (rai && (video_pids.empty() ||
+                    std::find(video_pids.begin(), video_pids.end(), pid) != video_pids.end())) {
             d.rai = true;
         }
     }
@@ -214,8 +215,8 @@ void ChannelHub::close_all() {
 
 namespace amt {
 
-std::string describe_problem(const ChannelStatus& s, const std::string& discovery,
-                             bool relay_given, double no_data_after) {
+std::string describe_problem(const ChannelStatus& s, const std::string& discovery, bool relay_given,
+                             double no_data_after) {
     const std::string waited = std::to_string(static_cast<int>(s.seconds_in_state)) + " s";
     if (s.state == "discovering" && s.seconds_in_state >= 5) {
         return "No relay answered discovery at " + discovery + " for " + waited +
@@ -233,8 +234,7 @@ std::string describe_problem(const ChannelStatus& s, const std::string& discover
                "relay with --relay ADDR.";
     }
     if (s.state == "joined" && s.seconds_since_data >= no_data_after) {
-        return "Joined, but no data for " +
-               std::to_string(static_cast<int>(s.seconds_since_data)) +
+        return "Joined, but no data for " + std::to_string(static_cast<int>(s.seconds_since_data)) +
                " s: the source may be down, or not sending to this (S,G).";
     }
     if (s.data_seen && !s.mpeg_ts) {

@@ -8,11 +8,11 @@
 // waits for the next one, so a player decodes from its first bytes.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
@@ -30,13 +30,13 @@ struct ChannelStatus {
     uint64_t packets = 0;
     uint64_t bytes = 0;
     double mbit_per_s = 0;
-    uint64_t ts_errors = 0;        // MPEG-TS continuity errors
+    uint64_t ts_errors = 0;  // MPEG-TS continuity errors
     bool data_seen = false;
-    bool mpeg_ts = true;           // every payload so far was whole 188-byte TS packets
-    bool relay_refuses = false;    // L flag: the relay is draining or full
-    double seconds_in_state = 0;   // how long it has been discovering/requesting
-    double seconds_since_data = 0; // since the last datagram (or since joining)
-    std::string problem;           // a sentence for a person, empty when all is well
+    bool mpeg_ts = true;            // every payload so far was whole 188-byte TS packets
+    bool relay_refuses = false;     // L flag: the relay is draining or full
+    double seconds_in_state = 0;    // how long it has been discovering/requesting
+    double seconds_since_data = 0;  // since the last datagram (or since joining)
+    std::string problem;            // a sentence for a person, empty when all is well
 };
 
 struct ChannelView {
@@ -94,8 +94,8 @@ class ChannelHub {
             bool ts = true;    // whole MPEG-TS packets
         };
         std::deque<Datagram> ring;
-        uint16_t pmt_pid = 0x2000;           // from the PAT; 0x2000: none seen yet
-        std::vector<uint16_t> video_pids;    // from the PMT: their keyframes are start points
+        uint16_t pmt_pid = 0x2000;         // from the PAT; 0x2000: none seen yet
+        std::vector<uint16_t> video_pids;  // from the PMT: their keyframes are start points
         void mark_ts(ByteView p, Datagram& d);
         uint64_t first_seq = 0;  // sequence number of ring.front()
         ChannelStatus status;
@@ -120,7 +120,7 @@ namespace amt {
 
 // What a person should know about a channel, or "" when all is well. `discovery` is the address
 // discovery goes to, `relay_given` whether --relay named the relay; no_data_after in seconds.
-std::string describe_problem(const ChannelStatus& s, const std::string& discovery,
-                             bool relay_given, double no_data_after);
+std::string describe_problem(const ChannelStatus& s, const std::string& discovery, bool relay_given,
+                             double no_data_after);
 
 }  // namespace amt

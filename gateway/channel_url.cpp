@@ -79,7 +79,8 @@ ParsedChannel parse_amt_url(std::string_view text) {
     if (text.starts_with("amt://")) text.remove_prefix(6);
     while (!text.empty() && text.back() == '/')
         text.remove_suffix(1);
-    if (text.empty()) return error("'" + original + "' names no channel: " + std::string(url_forms));
+    if (text.empty())
+        return error("'" + original + "' names no channel: " + std::string(url_forms));
     if (text.find("://") != std::string_view::npos) {
         return error("'" + original + "' is not an amt:// URL: " + std::string(url_forms));
     }
@@ -135,9 +136,9 @@ ParsedChannel parse_amt_url(std::string_view text) {
 ParsedChannel make_channel(std::string_view source, std::string_view group, uint16_t port) {
     const auto g = IpAddress::parse(group);
     if (!g) return error("--group '" + std::string(group) + "' is not an IP address");
-    std::optional<IpAddress> s =
-        source.empty() ? (g->is_v4() ? IpAddress::v4(0) : IpAddress::parse("::"))
-                       : IpAddress::parse(source);
+    std::optional<IpAddress> s = source.empty()
+                                     ? (g->is_v4() ? IpAddress::v4(0) : IpAddress::parse("::"))
+                                     : IpAddress::parse(source);
     if (!s) return error("--source '" + std::string(source) + "' is not an IP address");
     return check(*s, *g, port);
 }

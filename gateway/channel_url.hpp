@@ -13,7 +13,7 @@
 namespace amt {
 
 struct ChannelSpec {
-    IpAddress source;   // unspecified: any source (ASM)
+    IpAddress source;  // unspecified: any source (ASM)
     IpAddress group;
     uint16_t port = 0;  // 0: every UDP port
 

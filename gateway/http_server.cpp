@@ -130,9 +130,10 @@ void GatewayHttp::routes() {
         const std::string js = read_file(web_dir_ + "/node_modules/mpegts.js/dist/mpegts.js");
         if (js.empty()) {
             res.status = 404;
-            res.set_content("// mpegts.js is not installed: run `npm ci` in gateway/web "
-                            "(sudo scripts/setup does)\n",
-                            "text/javascript");
+            res.set_content(
+                "// mpegts.js is not installed: run `npm ci` in gateway/web "
+                "(sudo scripts/setup does)\n",
+                "text/javascript");
             return;
         }
         res.set_content(js, "text/javascript");
@@ -155,7 +156,7 @@ void GatewayHttp::routes() {
     });
     // /S/G/PORT.ts: a viewer of the channel for as long as the connection lasts.
     s.Get(R"(/([^/]+)/([^/]+)/([^/]+)\.ts)", [this](const httplib::Request& req,
-                                                      httplib::Response& res) {
+                                                    httplib::Response& res) {
         const auto spec = parse_stream_path(req.path);
         if (!spec) {
             res.status = 404;

@@ -72,8 +72,7 @@ TEST(AmtUrl, BadFormsSayWhatIsWrong) {
     EXPECT_NE(url_error("amt://198.51.100.7@232.1.1.1:").find("from 1 to 65535"),
               std::string::npos);
     EXPECT_NE(url_error("amt://198.51.100.7@232.1.1.1:50x").find("'50x'"), std::string::npos);
-    EXPECT_NE(url_error("amt://2001:db8::7@[ff3e::1]:5000").find("in brackets"),
-              std::string::npos);
+    EXPECT_NE(url_error("amt://2001:db8::7@[ff3e::1]:5000").find("in brackets"), std::string::npos);
     EXPECT_NE(url_error("amt://ff3e::1").find("in brackets"), std::string::npos);
     EXPECT_NE(url_error("amt://[ff3e::1:5000").find("closing ']'"), std::string::npos);
     EXPECT_NE(url_error("amt://[2001:db8::7]@232.1.1.1:5000").find("different IP versions"),
@@ -216,14 +215,14 @@ TEST(ChannelHub, NewViewerStartsAtThePatBeforeTheLastKeyframe) {
     hub.pin(c);
     hub.reconcile();
     const std::vector<std::vector<uint8_t>> stream = {
-        ts_packet(0, true, false, 1),      // PAT
-        ts_packet(256, true, true, 2),     // keyframe
+        ts_packet(0, true, false, 1),   // PAT
+        ts_packet(256, true, true, 2),  // keyframe
         ts_packet(256, false, false, 3),
-        ts_packet(0, true, false, 4),      // PAT
-        ts_packet(4096, true, false, 5),   // PMT
-        ts_packet(256, true, true, 6),     // keyframe
+        ts_packet(0, true, false, 4),     // PAT
+        ts_packet(4096, true, false, 5),  // PMT
+        ts_packet(256, true, true, 6),    // keyframe
         ts_packet(256, false, false, 7),
-        ts_packet(0, true, false, 8),      // PAT after the last keyframe: not a start
+        ts_packet(0, true, false, 8),  // PAT after the last keyframe: not a start
     };
     for (const auto& p : stream)
         hub.publish(c, ByteView(p));
@@ -242,11 +241,11 @@ std::vector<uint8_t> psi_packet(uint16_t pid, std::vector<uint8_t> section, uint
     std::copy(section.begin(), section.end(), p.begin() + 5);
     return p;
 }
-const std::vector<uint8_t> pat_section = {0x00, 0xb0, 13, 0, 1, 0xc1, 0, 0, 0, 1, 0xf0, 0x00,
-                                          0, 0, 0, 0};
-const std::vector<uint8_t> pmt_section = {0x02, 0xb0, 23,   0, 1, 0xc1, 0, 0, 0xe1, 0x00, 0xf0,
-                                          0,    0x1b, 0xe1, 0, 0xf0, 0,  0x0f, 0xe1, 1, 0xf0, 0,
-                                          0,    0,    0,    0};
+const std::vector<uint8_t> pat_section = {0x00, 0xb0, 13,   0,    1, 0xc1, 0, 0,
+                                          0,    1,    0xf0, 0x00, 0, 0,    0, 0};
+const std::vector<uint8_t> pmt_section = {0x02, 0xb0, 23,   0,    1,    0xc1, 0,    0, 0xe1,
+                                          0x00, 0xf0, 0,    0x1b, 0xe1, 0,    0xf0, 0, 0x0f,
+                                          0xe1, 1,    0xf0, 0,    0,    0,    0,    0};
 
 TEST(ChannelHub, AudioRandomAccessIsNoStartPoint) {
     ChannelHub hub;
@@ -254,10 +253,10 @@ TEST(ChannelHub, AudioRandomAccessIsNoStartPoint) {
     hub.pin(c);
     hub.reconcile();
     const std::vector<std::vector<uint8_t>> stream = {
-        psi_packet(0, pat_section, 1),     psi_packet(4096, pmt_section, 2),
-        ts_packet(256, true, true, 3),     // H.264 keyframe
-        ts_packet(0, true, false, 4),      // PAT
-        ts_packet(257, true, true, 5),     // AAC frame: random access too, but not a keyframe
+        psi_packet(0, pat_section, 1), psi_packet(4096, pmt_section, 2),
+        ts_packet(256, true, true, 3),  // H.264 keyframe
+        ts_packet(0, true, false, 4),   // PAT
+        ts_packet(257, true, true, 5),  // AAC frame: random access too, but not a keyframe
     };
     for (const auto& p : stream)
         hub.publish(c, ByteView(p));
