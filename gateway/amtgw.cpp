@@ -198,6 +198,25 @@ void flush_outgoing(Tunnel& t) {
     }
 }
 
+// Hands everything waiting on the tunnel's socket to its session (at most 64 datagrams a turn).
+void receive_burst(Tunnel& t, uint8_t* buf, size_t size) {
+    for (int burst = 0; burst < 64; ++burst) {
+        sockaddr_storage from{};
+        socklen_t from_len = sizeof(from);
+        const ssize_t n =
+            recvfrom(t.fd, buf, size, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &from_len);
+        if (n <= 0) return;
+        t.session->on_datagram(from_sockaddr(from), ByteView(buf, static_cast<size_t>(n)), now());
+    }
+}
+
+// Leaves every channel of the tunnel (the relay stops the stream at once) and closes it.
+void leave(Tunnel& t) {
+    t.session->stop(now());
+    flush_outgoing(t);
+    close(t.fd);
+}
+
 }  // namespace
 
 namespace {
@@ -415,9 +434,7 @@ int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::stri
         for (const ChannelSpec& spec : changes.leave) {
             const auto it = channels.find(spec);
             if (it == channels.end()) continue;
-            it->second.tunnel.session->stop(now());
-            flush_outgoing(it->second.tunnel);
-            close(it->second.tunnel.fd);
+            leave(it->second.tunnel);
             channels.erase(it);
             std::fprintf(stderr, "\namtgw: left %s: no viewers\n", to_amt_url(spec).c_str());
         }
@@ -435,16 +452,7 @@ int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::stri
             poll(fds.data(), fds.size(), 100);
         }
         for (size_t i = 0; i < fds.size(); ++i) {
-            if (!(fds[i].revents & POLLIN)) continue;
-            for (int burst = 0; burst < 64; ++burst) {
-                sockaddr_storage from{};
-                socklen_t from_len = sizeof(from);
-                const ssize_t n = recvfrom(fds[i].fd, buf, sizeof(buf), MSG_DONTWAIT,
-                                           reinterpret_cast<sockaddr*>(&from), &from_len);
-                if (n <= 0) break;
-                by_fd[i]->tunnel.session->on_datagram(from_sockaddr(from),
-                                                      ByteView(buf, static_cast<size_t>(n)), now());
-            }
+            if (fds[i].revents & POLLIN) receive_burst(by_fd[i]->tunnel, buf, sizeof(buf));
         }
         for (auto& [spec, c] : channels) {
             c.tunnel.session->advance(now());
@@ -509,11 +517,8 @@ int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::stri
         }
     }
     http.stop();
-    for (auto& [spec, c] : channels) {
-        c.tunnel.session->stop(now());
-        flush_outgoing(c.tunnel);
-        close(c.tunnel.fd);
-    }
+    for (auto& [spec, c] : channels)
+        leave(c.tunnel);
     if (!quiet) std::fprintf(stderr, "\n");
     std::fprintf(stderr, "amtgw: stopped; left %zu channel(s)\n", channels.size());
     return status;
@@ -668,16 +673,7 @@ int main(int argc, char** argv) {
     while (!stop_requested) {
         poll(fds.data(), fds.size(), 100);
         for (size_t i = 0; i < tunnels.size(); ++i) {
-            if (!(fds[i].revents & POLLIN)) continue;
-            for (int burst = 0; burst < 64; ++burst) {
-                sockaddr_storage from{};
-                socklen_t from_len = sizeof(from);
-                const ssize_t n = recvfrom(tunnels[i].fd, buf, sizeof(buf), MSG_DONTWAIT,
-                                           reinterpret_cast<sockaddr*>(&from), &from_len);
-                if (n <= 0) break;
-                tunnels[i].session->on_datagram(from_sockaddr(from),
-                                                ByteView(buf, static_cast<size_t>(n)), now());
-            }
+            if (fds[i].revents & POLLIN) receive_burst(tunnels[i], buf, sizeof(buf));
         }
         for (Tunnel& t : tunnels) {
             t.session->advance(now());
@@ -710,11 +706,8 @@ int main(int argc, char** argv) {
         }
     }
     // Leave on exit: the relay stops the stream at once instead of waiting for the timeout.
-    for (Tunnel& t : tunnels) {
-        t.session->stop(now());
-        flush_outgoing(t);
-        close(t.fd);
-    }
+    for (Tunnel& t : tunnels)
+        leave(t);
     uint64_t packets = 0;
     // Load tests need to know that every emulated gateway got every channel, not just a total.
     size_t complete = 0;
