@@ -353,17 +353,72 @@ std::string find_web_dir(const std::string& given) {
     return candidates.back();
 }
 
-// One channel's tunnel in --http mode and what the page shows about it.
+// What a person is told about one tunnel: its numbers once a second, and each problem once, in
+// words (describe_problem), on stderr and (--http) on the page.
+struct ChannelWatch {
+    ChannelStatus status;
+    TsContinuity continuity;
+    std::string label;         // the channel's amt:// URL
+    std::string discovery;     // where discovery goes
+    bool relay_given = false;  // --relay named it
+    std::string problem_said;  // the kind of problem last said, so each is said once
+    std::string last_state;
+    std::chrono::steady_clock::time_point state_since, last_data, last_rate;
+    uint64_t rate_bytes = 0;
+
+    ChannelWatch(std::string url, const SessionConfig& config, bool relay_named)
+        : label(std::move(url)),
+          discovery(config.discovery.to_string()),
+          relay_given(relay_named),
+          state_since(std::chrono::steady_clock::now()),
+          last_data(state_since),
+          last_rate(state_since) {}
+
+    void saw(ByteView payload) {
+        continuity.check(payload);
+        if (!whole_ts_packets(payload)) status.mpeg_ts = false;
+        status.data_seen = true;
+        last_data = std::chrono::steady_clock::now();
+    }
+
+    void tick(const GatewaySession& s, std::chrono::steady_clock::time_point at,
+              double no_data_after) {
+        const std::string state(to_string(s.state()));
+        if (state != last_state) {
+            last_state = state;
+            state_since = at;
+            if (state == "joined") last_data = std::max(last_data, at);
+        }
+        ChannelStatus& st = status;
+        st.state = state;
+        st.relay = s.relay() ? s.relay()->to_string() : "";
+        st.packets = s.data_packets();
+        st.bytes = s.data_bytes();
+        st.mbit_per_s = static_cast<double>(s.data_bytes() - rate_bytes) * 8 /
+                        std::chrono::duration<double>(at - last_rate).count() / 1e6;
+        rate_bytes = s.data_bytes();
+        last_rate = at;
+        st.ts_errors = continuity.errors();
+        st.relay_refuses = s.relay_refuses_new_endpoints();
+        st.seconds_in_state = std::chrono::duration<double>(at - state_since).count();
+        st.seconds_since_data = std::chrono::duration<double>(at - last_data).count();
+        st.problem = describe_problem(st, discovery, relay_given, no_data_after);
+        // Said once when it starts (the seconds in the sentence grow; the kind does not).
+        std::string kind = st.problem;
+        kind.erase(std::remove_if(kind.begin(), kind.end(), ::isdigit), kind.end());
+        if (kind != problem_said) {
+            if (!st.problem.empty()) {
+                std::fprintf(stderr, "\namtgw: %s: %s\n", label.c_str(), st.problem.c_str());
+            }
+            problem_said = kind;
+        }
+    }
+};
+
+// One channel's tunnel in --http mode.
 struct HttpChannel {
     Tunnel tunnel;
-    TsContinuity continuity;
-    ChannelStatus status;
-    std::string problem_said;  // the last problem logged, so each is said once
-    std::string discovery;
-    bool relay_given = false;
-    std::chrono::steady_clock::time_point state_since, last_data, last_rate;
-    std::string last_state;
-    uint64_t rate_bytes = 0;
+    std::unique_ptr<ChannelWatch> watch;
 };
 
 int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::string& listen,
@@ -395,7 +450,6 @@ int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::stri
     uint8_t buf[65536];
     int status = 0;
     while (!stop_requested) {
-        const auto wall = std::chrono::steady_clock::now();
         const ChannelHub::Changes changes = hub.reconcile();
         for (const ChannelSpec& spec : changes.open) {
             const auto config = relay_config(relay_options, {{spec.source, spec.group}}, error);
@@ -413,17 +467,13 @@ int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::stri
                 status = 1;
                 break;
             }
-            c.discovery = config->discovery.to_string();
-            c.relay_given = !relay_options.relay_text.empty();
-            c.state_since = c.last_data = c.last_rate = wall;
+            c.watch = std::make_unique<ChannelWatch>(to_amt_url(spec), *config,
+                                                     !relay_options.relay_text.empty());
             c.tunnel.session = std::make_unique<GatewaySession>(*config, csprng32);
-            c.tunnel.session->on_data = [&hub, &c, spec](ByteView ip) {
+            c.tunnel.session->on_data = [&hub, watch = c.watch.get(), spec](ByteView ip) {
                 const ByteView payload = udp_payload(ip, spec.port);
                 if (payload.empty()) return;
-                c.continuity.check(payload);
-                if (!whole_ts_packets(payload)) c.status.mpeg_ts = false;
-                c.status.data_seen = true;
-                c.last_data = std::chrono::steady_clock::now();
+                watch->saw(payload);
                 hub.publish(spec, payload);
             };
             c.tunnel.session->start(now());
@@ -467,49 +517,19 @@ int run_http(ChannelHub& hub, const RelayOptions& relay_options, const std::stri
         // Once a second: the page's numbers and the sentences for people.
         size_t viewers = 0;
         for (auto& [spec, c] : channels) {
-            const GatewaySession& s = *c.tunnel.session;
-            const std::string state(to_string(s.state()));
-            if (state != c.last_state) {
-                c.last_state = state;
-                c.state_since = after;
-                if (state == "joined") c.last_data = std::max(c.last_data, after);
-            }
-            ChannelStatus& st = c.status;
-            st.state = state;
-            st.relay = s.relay() ? s.relay()->to_string() : "";
-            st.packets = s.data_packets();
-            st.mbit_per_s = (s.data_bytes() - c.rate_bytes) * 8 /
-                            std::chrono::duration<double>(after - c.last_rate).count() / 1e6;
-            c.rate_bytes = s.data_bytes();
-            c.last_rate = after;
-            st.bytes = s.data_bytes();
-            st.ts_errors = c.continuity.errors();
-            st.relay_refuses = s.relay_refuses_new_endpoints();
-            st.seconds_in_state = std::chrono::duration<double>(after - c.state_since).count();
-            st.seconds_since_data = std::chrono::duration<double>(after - c.last_data).count();
-            st.problem = describe_problem(st, c.discovery, c.relay_given, no_data_after);
-            // Said once when it starts (the seconds in the sentence grow; the kind does not).
-            std::string kind = st.problem;
-            kind.erase(std::remove_if(kind.begin(), kind.end(), ::isdigit), kind.end());
-            if (kind != c.problem_said) {
-                if (!st.problem.empty()) {
-                    std::fprintf(stderr, "\namtgw: %s: %s\n", to_amt_url(spec).c_str(),
-                                 st.problem.c_str());
-                }
-                c.problem_said = kind;
-            }
-            hub.set_status(spec, st);
+            c.watch->tick(*c.tunnel.session, after, no_data_after);
+            hub.set_status(spec, c.watch->status);
             viewers += hub.viewers(spec);
         }
         if (!quiet) {
             std::string line;
             for (const auto& [spec, c] : channels) {
                 char one[160];
+                const ChannelStatus& st = c.watch->status;
                 std::snprintf(one, sizeof(one), "  %s %s %llu pkts %.2f Mbit/s TS errors %llu",
-                              to_amt_url(spec).c_str(), c.status.state.c_str(),
-                              static_cast<unsigned long long>(c.status.packets),
-                              c.status.mbit_per_s,
-                              static_cast<unsigned long long>(c.status.ts_errors));
+                              c.watch->label.c_str(), st.state.c_str(),
+                              static_cast<unsigned long long>(st.packets), st.mbit_per_s,
+                              static_cast<unsigned long long>(st.ts_errors));
                 line += one;
             }
             std::fprintf(stderr, "\ramtgw: %zu channel(s), %zu viewer(s)%s   ", channels.size(),
@@ -639,7 +659,10 @@ int main(int argc, char** argv) {
 
     const Family outer = config.relay ? config.relay->family() : config.discovery.family();
     std::vector<Tunnel> tunnels(emulate);
-    TsContinuity continuity;
+    // The first tunnel's state is what the person is told about.
+    std::string label = to_amt_url(specs.front());
+    if (specs.size() > 1) label += " and " + std::to_string(specs.size() - 1) + " more";
+    ChannelWatch watch(label, config, !relay_options.relay_text.empty());
     uint64_t delivered = 0;
     for (unsigned i = 0; i < emulate; ++i) {
         Tunnel& t = tunnels[i];
@@ -654,7 +677,7 @@ int main(int argc, char** argv) {
             t.session->on_data = [&](ByteView ip) {
                 const ByteView payload = udp_payload(ip, static_cast<uint16_t>(port));
                 if (payload.empty()) return;
-                continuity.check(payload);
+                watch.saw(payload);
                 output->write(payload);
                 ++delivered;
             };
@@ -682,7 +705,11 @@ int main(int argc, char** argv) {
         const auto wall = std::chrono::steady_clock::now();
         const double elapsed = std::chrono::duration<double>(wall - started).count();
         if ((count != 0 && delivered >= count) || (duration > 0 && elapsed >= duration)) break;
-        if (!quiet && wall - last_status >= std::chrono::seconds(1)) {
+        if (wall - last_status < std::chrono::seconds(1)) continue;
+        watch.tick(*tunnels[0].session, wall, no_data_after);
+        if (quiet) {
+            last_status = wall;
+        } else {
             uint64_t packets = 0, bytes = 0, joined = 0;
             for (const Tunnel& t : tunnels) {
                 packets += t.session->data_packets();
@@ -698,7 +725,7 @@ int main(int argc, char** argv) {
                          s0.relay() ? s0.relay()->to_string().c_str() : "?",
                          static_cast<unsigned long long>(packets),
                          (bytes - last_bytes) * 8 / secs / 1e6,
-                         static_cast<unsigned long long>(continuity.errors()),
+                         static_cast<unsigned long long>(watch.continuity.errors()),
                          static_cast<unsigned long long>(joined), tunnels.size(),
                          s0.relay_refuses_new_endpoints() ? "  (relay is full/draining)" : "");
             last_bytes = bytes;
@@ -724,7 +751,7 @@ int main(int argc, char** argv) {
     std::fprintf(
         stderr, "amtgw: %llu packets received, %llu delivered, %llu TS continuity errors\n",
         static_cast<unsigned long long>(packets), static_cast<unsigned long long>(delivered),
-        static_cast<unsigned long long>(continuity.errors()));
+        static_cast<unsigned long long>(watch.continuity.errors()));
     std::fprintf(stderr,
                  "amtgw: %zu/%zu tunnels received on all %zu channels (fewest packets on one "
                  "tunnel's channel: %llu)\n",

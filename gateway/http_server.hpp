@@ -2,6 +2,12 @@
 // ffprobe open it directly), the page for people at /, the same state as /status.json, and
 // POST /join and /leave for the page's form. Runs cpp-httplib on its own threads; all shared state
 // is in the ChannelHub.
+// Why cpp-httplib (Debian libcpp-httplib-dev) over civetweb (libcivetweb-dev), measured on this
+// 2-core machine with a minimal streaming server each: one client got 62 MB/s from cpp-httplib
+// (chunked) and 217 MB/s from civetweb (raw writes); idle RSS 8 MB against 3.4 MB. A channel is
+// 0.5-10 Mbit/s, so either serves hundreds of viewers per core; cpp-httplib won on what matters
+// here: routing, form decoding and chunked streaming with disconnect detection in a C++ API,
+// where civetweb would need hand-written HTTP headers and form parsing in C.
 #pragma once
 
 #include <memory>

@@ -3,7 +3,9 @@
 # NAT → amtgw --http in gw1, which joins nothing until an HTTP client asks. Checks: ffprobe opens
 # the channel's URL and decodes H.264 320x240 and AAC; two HTTP clients of one channel share one
 # tunnel at the relay (amtctl tunnels); the first client leaving keeps the tunnel; the last one
-# leaving makes amtgw leave and the relay drop the tunnel; /status.json counts the viewers.
+# leaving makes amtgw leave and the relay drop the tunnel; /status.json counts the viewers; the
+# page's Join (POST /join) of a channel nobody sends to says "no data", of a channel that is not
+# MPEG-TS says the page cannot play it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topology.sh"
 
@@ -13,20 +15,22 @@ build_topology
 start_h264_video 90
 HTTP=127.0.0.1:8080
 STREAM=/$SOURCE_IP/$GROUP/5000.ts
-spawn gw1 gateway1 "$AMTGW" --http "$HTTP" --relay "$RELAY_IP"
+spawn gw1 gateway1 "$AMTGW" --http "$HTTP" --relay "$RELAY_IP" --no-data-warning 3
 GW=$LAST_PID
 wait_for 10 "amtgw serves /status.json" in_ns gw1 curl -sf "http://$HTTP/status.json"
 
 ctl() { "$AMTCTL" --socket "$WORK/control.sock" --json "$@"; }
 # Tunnels at the relay that are members of the group.
 relay_tunnels() { ctl tunnels --group "$GROUP" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
-# A field of the channel in /status.json (0 when the channel is not listed).
+# channel_field FIELD [PATH]: a field of the channel in /status.json (0 when it is not listed).
 channel_field() {
     in_ns gw1 curl -sf "http://$HTTP/status.json" | python3 -c '
 import json, sys
 c = [c for c in json.load(sys.stdin)["channels"] if c["path"] == sys.argv[1]]
-print(c[0][sys.argv[2]] if c else 0)' "$STREAM" "$1"
+print(c[0][sys.argv[2]] if c else 0)' "${2:-$STREAM}" "$1"
 }
+# problem_says PATH TEXT: the channel's problem sentence contains TEXT.
+problem_says() { [[ "$(channel_field problem "$1")" == *"$2"* ]]; }
 field_is() { [ "$(channel_field "$1")" = "$2" ]; }
 relay_tunnels_are() { [ "$(relay_tunnels)" = "$1" ]; }
 
@@ -77,5 +81,19 @@ pass "the last viewer left: amtgw left the channel and the relay dropped the tun
 ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "$WORK/viewer2.ts" >"$WORK/ffprobe-viewer2.txt" 2>&1 || true
 grep -q "^h264" "$WORK/ffprobe-viewer2.txt" || fail "viewer 2's recording does not decode as H.264"
 pass "viewer 2's recording decodes"
+# Joined from the page's form, a group nobody sends to: the page says so in words.
+in_ns gw1 curl -sf -d "url=amt://$SOURCE_IP@232.1.1.9:5000" "http://$HTTP/join" >/dev/null ||
+    fail "POST /join refused a good amt:// URL"
+wait_for 20 "the page says there is no data" problem_says "/$SOURCE_IP/232.1.1.9/5000.ts" "no data for"
+pass "a silent channel: \"$(channel_field problem "/$SOURCE_IP/232.1.1.9/5000.ts")\""
+# A channel that is not MPEG-TS (text datagrams): the page says it cannot play it.
+in_ns gw1 curl -sf -d "url=amt://$SOURCE_IP@232.1.1.2:6000" "http://$HTTP/join" >/dev/null
+send_multicast src 232.1.1.2 6000 400 0.05 &
+PIDS+=("$!")
+wait_for 30 "the page says it is not MPEG-TS" problem_says "/$SOURCE_IP/232.1.1.2/6000.ts" "not MPEG-TS"
+pass "a channel that is not MPEG-TS: \"$(channel_field problem "/$SOURCE_IP/232.1.1.2/6000.ts")\""
+error=$(in_ns gw1 curl -s -d "url=amt://$SOURCE_IP@10.1.1.1:5000" "http://$HTTP/join")
+[[ "$error" == *"not a multicast address"* ]] || fail "POST /join of a unicast group: $error"
+pass "a bad URL in the form is refused with: $error"
 kill -INT "$GW"
 wait_exit "$GW" 10 "amtgw exits on Ctrl-C"
