@@ -1,7 +1,6 @@
 #include "dataplane/flow_publisher.hpp"
 
 #include <algorithm>
-#include <iterator>
 
 namespace amt {
 
@@ -42,8 +41,9 @@ void FlowPublisher::apply(const FlowEdit& edit) {
         case FlowOp::delete_flow: {
             const auto f = flows_.find(edit.key);
             if (f == flows_.end()) return;
-            for (const TunnelHeader& t : f->second.tunnels)
-                forget_tunnel(t, edit.key);
+            f->second.tunnels.for_each([&](const TunnelHeader& t) { forget_tunnel(t, edit.key); });
+            // Its chunks go with its published set, which publish() removes from the table.
+            f->second.tunnels.release();
             flows_.erase(f);
             return;
         }
@@ -51,10 +51,11 @@ void FlowPublisher::apply(const FlowEdit& edit) {
             Members& m = flows_[edit.key];
             if (m.position.find(edit.endpoint)) return;
             const MacAddress next_hop = destination_mac(edit.tunnel.ip, edit.key);
-            m.position.set(edit.endpoint, static_cast<uint32_t>(m.tunnels.size()));
+            m.position.set(edit.endpoint, m.tunnels.size());
             m.tunnels.push_back(make_tunnel_header(edit.relay, edit.tunnel, defaults_.src_mac,
                                                    next_hop, defaults_.ttl, defaults_.pmtu,
                                                    edit.endpoint));
+            if (next_hop == MacAddress{}) ++m.unresolved;
             return;
         }
         case FlowOp::remove_tunnel: {
@@ -66,24 +67,34 @@ void FlowPublisher::apply(const FlowEdit& edit) {
             // Swap-remove keeps removal O(1); the order of tunnels in a set carries no meaning.
             const uint32_t i = *p;
             forget_tunnel(m.tunnels[i], edit.key);
+            if (!m.tunnels[i].resolved()) --m.unresolved;
             m.position.erase(edit.endpoint);
-            if (i + 1 != m.tunnels.size()) {
-                m.tunnels[i] = m.tunnels.back();
-                m.position.set(m.tunnels[i].endpoint_id, i);
-            }
-            m.tunnels.pop_back();
+            m.tunnels.swap_remove(i);
+            if (i < m.tunnels.size()) m.position.set(m.tunnels[i].endpoint_id, i);
             return;
         }
+    }
+}
+
+template <typename Match>
+void FlowPublisher::set_destination_mac(Members& m, const MacAddress& mac, Match&& matches) {
+    m.unresolved = 0;
+    for (uint32_t i = 0; i < m.tunnels.size(); ++i) {
+        const TunnelHeader& t = m.tunnels[i];
+        if (matches(t) && !std::equal(mac.begin(), mac.end(), t.bytes))
+            std::copy(mac.begin(), mac.end(), m.tunnels.writable(i).bytes);
+        if (!m.tunnels[i].resolved()) ++m.unresolved;
     }
 }
 
 void FlowPublisher::next_hop_changed(Family family) {
     const std::optional<MacAddress> mac = next_hops_.of(family).mac();
     for (auto& [key, members] : flows_) {
-        for (TunnelHeader& t : members.tunnels) {
-            if (t.family != family || !mac) continue;
-            if (!on_link_.empty() && on_link_.count(t.destination()) != 0) continue;
-            std::copy(mac->begin(), mac->end(), t.bytes);
+        if (mac) {
+            set_destination_mac(members, *mac, [&](const TunnelHeader& t) {
+                return t.family == family &&
+                       (on_link_.empty() || on_link_.count(t.destination()) == 0);
+            });
         }
         mark_dirty(key);
     }
@@ -96,9 +107,8 @@ void FlowPublisher::neighbor_changed(const IpAddress& gateway) {
     for (const auto& [key, tunnels] : g->second) {
         const auto f = flows_.find(key);
         if (f == flows_.end()) continue;
-        for (TunnelHeader& t : f->second.tunnels) {
-            if (t.destination() == gateway) std::copy(mac.begin(), mac.end(), t.bytes);
-        }
+        set_destination_mac(f->second, mac,
+                            [&](const TunnelHeader& t) { return t.destination() == gateway; });
         mark_dirty(key);
     }
 }
@@ -123,21 +133,26 @@ size_t FlowPublisher::publish() {
         }
         // Once one insert failed, the others waiting would too: they wait for the next free slot.
         if (table_full && unpublished_.contains(key)) continue;
-        // Nothing leaves toward an unknown MAC: unresolved tunnels are kept but not published.
-        const std::vector<TunnelHeader>* tunnels = &f->second.tunnels;
-        const auto unresolved = static_cast<uint32_t>(std::count_if(
-            tunnels->begin(), tunnels->end(), [](const TunnelHeader& t) { return !t.resolved(); }));
-        if (unresolved != 0) {
+        // Nothing leaves toward an unknown MAC: unresolved tunnels are kept but not published
+        // (a flat copy of the others, until they resolve).
+        Members& m = f->second;
+        GatewaySetPtr set(nullptr, &GatewaySet::destroy);
+        if (m.unresolved == 0) {
+            set = m.tunnels.make_set();
+        } else {
             ready.clear();
-            std::copy_if(tunnels->begin(), tunnels->end(), std::back_inserter(ready),
-                         [](const TunnelHeader& t) { return t.resolved(); });
-            tunnels = &ready;
+            m.tunnels.for_each([&](const TunnelHeader& t) {
+                if (t.resolved()) ready.push_back(t);
+            });
+            set = GatewaySet::create(ready, m.unresolved);
         }
-        if (!table_.publish(key, GatewaySet::create(*tunnels, unresolved))) {
+        GatewaySet* const published = set.get();
+        if (!table_.publish(key, std::move(set))) {
             table_full = true;
             if (unpublished_.insert(key).second) ++failures_;
             continue;
         }
+        m.tunnels.published(published);
         unpublished_.erase(key);
         ++n;
     }

@@ -1,7 +1,8 @@
 // The control thread's side of the forwarding table. It keeps each flow's member list (the
 // engine's FlowEdits applied in order) and, once per batch (about 1 ms), publishes a new
-// immutable GatewaySet for every flow that changed: a storm of Updates costs one set rebuild per
-// touched flow and one RCU grace period, never a rebuild of the whole table.
+// immutable GatewaySet for every flow that changed: a storm of Updates costs one set per touched
+// flow and one RCU grace period, never a rebuild of the whole table. A big flow's set shares its
+// unchanged chunks with the previous one, so a publish costs the change, not the members.
 #pragma once
 
 #include <chrono>
@@ -58,13 +59,14 @@ class FlowPublisher {
     template <typename Fn>
     void for_each_flow(Fn&& fn) const {
         for (const auto& [key, members] : flows_)
-            fn(key, members.tunnels.size());
+            fn(key, static_cast<size_t>(members.tunnels.size()));
     }
 
   private:
     struct Members {
-        std::vector<TunnelHeader> tunnels;
+        GatewayList tunnels;         // chunks shared with the published set (issue 17)
         EndpointPositions position;  // endpoint → index in tunnels
+        uint32_t unresolved = 0;     // tunnels whose destination MAC is not known yet
     };
 
     FlowTable& table_;
@@ -79,6 +81,9 @@ class FlowPublisher {
     std::unordered_map<IpAddress, std::unordered_map<FlowKey, uint32_t>> on_link_;
     MacAddress destination_mac(const IpAddress& gateway, const FlowKey& key);
     void forget_tunnel(const TunnelHeader& t, const FlowKey& key);
+    // Writes `mac` into each tunnel `matches(t)` selects, copying only the chunks that change.
+    template <typename Match>
+    static void set_destination_mac(Members& m, const MacAddress& mac, Match&& matches);
 
     std::unordered_set<FlowKey> dirty_;
     std::chrono::steady_clock::time_point first_dirty_{};

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <new>
+#include <utility>
 
 #include "common/checksum.hpp"
 
@@ -76,27 +77,235 @@ void finish_tunnel_header(const TunnelHeader& t, uint8_t* out, uint16_t inner_le
     }
 }
 
-GatewaySetPtr GatewaySet::create(std::span<const TunnelHeader> tunnels, uint32_t withheld) {
-    const size_t head = (sizeof(GatewaySet) + alignof(TunnelHeader) - 1) / alignof(TunnelHeader) *
-                        alignof(TunnelHeader);
-    const size_t bytes = (head + tunnels.size() * sizeof(TunnelHeader) + 63) / 64 * 64;
-    void* mem = std::aligned_alloc(64, bytes);
+namespace {
+
+void* allocate_lines(size_t bytes) {
+    void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (mem == nullptr) throw std::bad_alloc();
-    auto* set = new (mem) GatewaySet();
-    set->count_ = static_cast<uint32_t>(tunnels.size());
+    return mem;
+}
+
+}  // namespace
+
+GatewayChunk* GatewayChunk::allocate(uint32_t capacity) {
+    auto* chunk =
+        new (allocate_lines(sizeof(GatewayChunk) + capacity * sizeof(TunnelHeader))) GatewayChunk();
+    chunk->capacity = capacity;
+    return chunk;
+}
+
+void GatewayChunk::free(GatewayChunk* chunk) {
+    chunk->~GatewayChunk();
+    std::free(chunk);
+}
+
+void GatewayChunk::update_min_mtu() {
+    min_tunnel_mtu = 0xffff;
+    for (uint32_t i = 0; i < count; ++i)
+        min_tunnel_mtu = std::min(min_tunnel_mtu, tunnels()[i].tunnel_mtu());
+}
+
+GatewaySet* GatewaySet::allocate(uint32_t chunk_count, size_t extra) {
+    const size_t bytes = sizeof(GatewaySet) + chunk_count * sizeof(GatewayChunk*) + extra;
+    auto* set = new (allocate_lines(bytes)) GatewaySet();
+    set->chunk_count_ = chunk_count;
+    return set;
+}
+
+GatewaySetPtr GatewaySet::create(std::span<const TunnelHeader> tunnels, uint32_t withheld) {
+    const auto n = static_cast<uint32_t>(tunnels.size());
+    GatewaySet* set = allocate(1, sizeof(GatewayChunk) + n * sizeof(TunnelHeader));
+    auto* chunk = new (set->chunks() + 1) GatewayChunk();
+    chunk->count = chunk->capacity = n;
+    std::copy(tunnels.begin(), tunnels.end(), chunk->tunnels());
+    chunk->update_min_mtu();
+    set->chunks()[0] = chunk;
+    set->count_ = n;
     set->withheld_ = withheld;
-    for (const TunnelHeader& t : tunnels) {
-        set->min_tunnel_mtu_ = std::min(set->min_tunnel_mtu_, t.tunnel_mtu());
-    }
-    set->tunnels_ = reinterpret_cast<TunnelHeader*>(static_cast<uint8_t*>(mem) + head);
-    std::copy(tunnels.begin(), tunnels.end(), set->tunnels_);
+    set->min_tunnel_mtu_ = chunk->min_tunnel_mtu;
+    return GatewaySetPtr(set, &GatewaySet::destroy);
+}
+
+GatewaySetPtr GatewaySet::share(std::span<GatewayChunk* const> chunks, uint32_t count,
+                                uint16_t min_tunnel_mtu, uint32_t withheld) {
+    GatewaySet* set = allocate(static_cast<uint32_t>(chunks.size()), 0);
+    std::copy(chunks.begin(), chunks.end(), set->chunks());
+    set->count_ = count;
+    set->withheld_ = withheld;
+    set->min_tunnel_mtu_ = min_tunnel_mtu;
+    set->shares_chunks_ = true;
     return GatewaySetPtr(set, &GatewaySet::destroy);
 }
 
 void GatewaySet::destroy(GatewaySet* set) {
     if (set == nullptr) return;
+    for (GatewayChunk* c = set->owned_; c != nullptr;) {
+        GatewayChunk* next = c->next_owned;
+        GatewayChunk::free(c);
+        c = next;
+    }
     set->~GatewaySet();
     std::free(set);
+}
+
+const TunnelHeader& GatewaySet::operator[](size_t i) const {
+    for (uint32_t c = 0;; ++c) {
+        if (i < chunks()[c]->count) return chunks()[c]->tunnels()[i];
+        i -= chunks()[c]->count;
+    }
+}
+
+size_t GatewaySet::own_bytes() const {
+    size_t bytes = sizeof(GatewaySet) + chunk_count_ * sizeof(GatewayChunk*);
+    if (!shares_chunks_) bytes += sizeof(GatewayChunk) + count_ * sizeof(TunnelHeader);
+    return (bytes + 63) / 64 * 64;
+}
+
+void GatewaySet::own(GatewayChunk* chunk) {
+    chunk->next_owned = owned_;
+    owned_ = chunk;
+}
+
+GatewayList::GatewayList(GatewayList&& other) noexcept
+    : chunks_(std::move(other.chunks_)),
+      mins_(std::move(other.mins_)),
+      size_(std::exchange(other.size_, 0)),
+      generation_(other.generation_),
+      published_(std::exchange(other.published_, nullptr)) {
+    other.chunks_.clear();
+    other.mins_.clear();
+}
+
+GatewayList& GatewayList::operator=(GatewayList&& other) noexcept {
+    if (this != &other) {
+        release();
+        chunks_ = std::move(other.chunks_);
+        mins_ = std::move(other.mins_);
+        size_ = std::exchange(other.size_, 0);
+        generation_ = other.generation_;
+        published_ = std::exchange(other.published_, nullptr);
+        other.chunks_.clear();
+        other.mins_.clear();
+    }
+    return *this;
+}
+
+GatewayList::~GatewayList() {
+    // Shutdown or a flow that was never published: no worker can see these chunks.
+    for (GatewayChunk* c : chunks_)
+        GatewayChunk::free(c);
+}
+
+void GatewayList::retire_chunk(GatewayChunk* chunk) {
+    // A chunk made since the last shared publish is in no set; an older one may be in the
+    // published set or in sets still retiring (which go before it), so it goes with that set.
+    if (chunk->born < generation_ && published_ != nullptr)
+        published_->own(chunk);
+    else
+        GatewayChunk::free(chunk);
+}
+
+GatewayChunk* GatewayList::replace_chunk(size_t c, uint32_t capacity) {
+    GatewayChunk* old = chunks_[c];
+    GatewayChunk* copy = GatewayChunk::allocate(capacity);
+    copy->count = old->count;
+    copy->min_tunnel_mtu = old->min_tunnel_mtu;
+    copy->born = generation_;
+    std::copy(old->tunnels(), old->tunnels() + old->count, copy->tunnels());
+    retire_chunk(old);
+    chunks_[c] = copy;
+    return copy;
+}
+
+GatewayChunk* GatewayList::writable_chunk(size_t c) {
+    GatewayChunk* chunk = chunks_[c];
+    return chunk->born == generation_ ? chunk : replace_chunk(c, chunk->capacity);
+}
+
+void GatewayList::refresh(size_t c) {
+    chunks_[c]->update_min_mtu();
+    mins_[c] = chunks_[c]->min_tunnel_mtu;
+}
+
+void GatewayList::push_back(const TunnelHeader& t) {
+    constexpr uint32_t cap = GatewayChunk::capacity_max;
+    GatewayChunk* last = chunks_.empty() ? nullptr : chunks_.back();
+    if (last == nullptr || last->count == cap) {
+        // A flow's first chunk starts small; further ones are full-size (the flow is big).
+        last = GatewayChunk::allocate(last == nullptr ? 4 : cap);
+        last->born = generation_;
+        chunks_.push_back(last);
+        mins_.push_back(0xffff);
+    } else if (last->count == last->capacity) {
+        last = replace_chunk(chunks_.size() - 1, std::min(cap, last->capacity * 2));
+    } else {
+        last = writable_chunk(chunks_.size() - 1);
+    }
+    last->tunnels()[last->count++] = t;
+    last->min_tunnel_mtu = std::min(last->min_tunnel_mtu, t.tunnel_mtu());
+    mins_.back() = last->min_tunnel_mtu;
+    ++size_;
+}
+
+TunnelHeader& GatewayList::writable(uint32_t i) {
+    constexpr uint32_t cap = GatewayChunk::capacity_max;
+    return writable_chunk(i / cap)->tunnels()[i % cap];
+}
+
+void GatewayList::swap_remove(uint32_t i) {
+    constexpr uint32_t cap = GatewayChunk::capacity_max;
+    const uint32_t last = size_ - 1;
+    const size_t c = i / cap, lc = last / cap;
+    if (i != last) {
+        writable(i) = (*this)[last];
+        refresh(c);
+    }
+    --size_;
+    if (chunks_[lc]->count == 1) {
+        retire_chunk(chunks_[lc]);
+        chunks_.pop_back();
+        mins_.pop_back();
+        return;
+    }
+    GatewayChunk* tail = chunks_[lc];
+    // A lone chunk shrinks with its flow, so a churned small flow is as small as a fresh one.
+    if (lc == 0 && tail->capacity > 4 && (tail->count - 1) * 4 <= tail->capacity)
+        tail = replace_chunk(0, tail->capacity / 2);
+    else
+        tail = writable_chunk(lc);
+    --tail->count;
+    refresh(lc);
+}
+
+GatewaySetPtr GatewayList::make_set(uint32_t withheld) const {
+    if (chunks_.size() <= 1) {
+        if (chunks_.empty()) return GatewaySet::create({}, withheld);
+        return GatewaySet::create({chunks_[0]->tunnels(), chunks_[0]->count}, withheld);
+    }
+    const uint16_t min_mtu = *std::min_element(mins_.begin(), mins_.end());
+    return GatewaySet::share(chunks_, size_, min_mtu, withheld);
+}
+
+size_t GatewayList::capacity() const {
+    size_t n = 0;
+    for (const GatewayChunk* c : chunks_)
+        n += c->capacity;
+    return n;
+}
+
+void GatewayList::published(GatewaySet* set) {
+    published_ = set;
+    // Chunks it shares must be copied before they are written.
+    if (set->shares_chunks()) ++generation_;
+}
+
+void GatewayList::release() {
+    for (GatewayChunk* c : chunks_)
+        retire_chunk(c);
+    chunks_.clear();
+    mins_.clear();
+    size_ = 0;
+    published_ = nullptr;
 }
 
 }  // namespace amt
