@@ -71,6 +71,10 @@ void bench_replication(double seconds, const std::vector<size_t>& fanouts,
         rte_pktmbuf_pool_create("bench_input", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     DataplaneConfig config;
     config.port = port.name;
+    // The stream's sources (S = 198.51.100.x / 2001:db8:5::x): on one port, native multicast is
+    // taken only from upstream.source_prefixes (issue 18, item 1).
+    config.upstream_source_prefixes = {*IpPrefix::parse("198.51.100.0/24"),
+                                       *IpPrefix::parse("2001:db8:5::/48")};
     config.packet_mbufs = 65535;
     config.header_mbufs = 65535;
     config.flow_table_size = 1024;

@@ -177,6 +177,10 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     while (config.flow_table_size < 2 * channels)
         config.flow_table_size *= 2;
     config.next_hop_v4_mac = MacAddress{2, 0, 0, 0, 0, 2};
+    // The stream's sources (S = 198.51.100.x / 2001:db8:5::x): on one port, native multicast is
+    // taken only from upstream.source_prefixes (issue 18, item 1).
+    config.upstream_source_prefixes = {*IpPrefix::parse("198.51.100.0/24"),
+                                       *IpPrefix::parse("2001:db8:5::/48")};
     config.engine.relay_addresses = {relay_ip};
     config.engine.limits.max_endpoints = static_cast<uint32_t>(spec.steady + pool_size + 16);
     config.engine.limits.replies_per_second_per_source_ip = 1e12;
