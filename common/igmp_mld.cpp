@@ -148,7 +148,10 @@ ParseError check_ipv4_options(ByteView options, bool& router_alert) {
         if (i + 1 >= options.size()) return ParseError::inner_bad_option;
         const uint8_t len = options[i + 1];
         if (len < 2 || i + len > options.size()) return ParseError::inner_bad_option;
-        if (type == 0x94 && len == 4) router_alert = true;
+        if (type == 0x94) {  // Router Alert is 4 octets (RFC 2113); any other length is malformed
+            if (len != 4) return ParseError::inner_bad_option;
+            router_alert = true;
+        }
         i += len;
     }
     return ParseError::ok;
@@ -214,7 +217,10 @@ ParseError check_hop_by_hop(ByteView hbh, bool& router_alert) {
             return ParseError::inner_extension_overrun;
         }
         if (type == ipv6_option_jumbo) return ParseError::inner_jumbo_option;
-        if (type == ipv6_option_router_alert) router_alert = true;
+        if (type == ipv6_option_router_alert) {  // 2 octets of value (RFC 2711)
+            if (hbh[i + 1] != 2) return ParseError::inner_bad_option;
+            router_alert = true;
+        }
         i += 2 + size_t{hbh[i + 1]};
     }
     return ParseError::ok;
@@ -367,6 +373,34 @@ ParseError parse_membership_report(ByteView datagram, MembershipReport& out) {
     if (e != ParseError::ok) return e;
     out.datagram_length = inner.datagram_length;
     return version == 4 ? parse_igmp(inner.message, out) : parse_mld(inner.message, out);
+}
+
+// Destinations: v3 reports to 224.0.0.22 / ff02::16 (RFC 3376 §4.2.14, RFC 3810 §5.2.14);
+// v2/v1 reports to the group; leave / done to all-routers (RFC 2236 §3, RFC 2710 §5), or, as
+// some hosts do, to the group.
+uint8_t inner_anomalies(const MembershipReport& r) {
+    const bool v4 = r.family == Family::ipv4;
+    bool expected_dst = false;
+    switch (r.kind) {
+        case ReportKind::igmpv3_report:
+        case ReportKind::mldv2_report:
+            expected_dst = r.inner_dst == (v4 ? igmpv3_routers_v4 : mldv2_routers_v6);
+            break;
+        case ReportKind::igmpv2_report:
+        case ReportKind::mldv1_report:
+            expected_dst = r.inner_dst == r.group;
+            break;
+        default:
+            expected_dst =
+                r.inner_dst == (v4 ? all_routers_v4 : all_routers_v6) || r.inner_dst == r.group;
+            break;
+    }
+    const auto bit = [](InnerAnomaly a) { return static_cast<uint8_t>(1u << static_cast<int>(a)); };
+    uint8_t out = 0;
+    if (!r.router_alert) out |= bit(InnerAnomaly::missing_router_alert);
+    if (r.hop_limit != 1) out |= bit(InnerAnomaly::ttl_not_1);
+    if (!expected_dst) out |= bit(InnerAnomaly::unexpected_destination);
+    return out;
 }
 
 ParseError parse_router_query(ByteView d, RouterQuery& out) {

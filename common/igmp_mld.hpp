@@ -6,6 +6,7 @@
 #include <span>
 
 #include "common/bytes.hpp"
+#include "common/enum_names.hpp"
 #include "common/ip_address.hpp"
 #include "common/parse_error.hpp"
 
@@ -142,6 +143,24 @@ struct MembershipReport {
 // Parses and fully validates the datagram of a Membership Update (checklist §2.6 points 1-4):
 // inner header rules, lengths, checksums and every record's bounds. Any inner source is accepted.
 ParseError parse_membership_report(ByteView datagram, MembershipReport& out);
+
+// What a report's encapsulated IP header should carry but real gateways sometimes do not
+// (RFC 3376 §4, RFC 3810 §5): checklist §8.4 accepts these, counts and logs them.
+#define AMT_INNER_ANOMALIES(X)                                                               \
+    X(missing_router_alert)   /* no IPv4 Router Alert option / no Hop-by-Hop Router Alert */ \
+    X(ttl_not_1)              /* TTL / hop limit other than 1 */                             \
+    X(unexpected_destination) /* not where RFC 3376 / 3810 send the message (see .cpp) */
+
+enum class InnerAnomaly : uint8_t { AMT_INNER_ANOMALIES(AMT_ENUM_VALUE) count_ };
+inline constexpr size_t inner_anomaly_count = static_cast<size_t>(InnerAnomaly::count_);
+inline constexpr std::array<std::string_view, inner_anomaly_count> inner_anomaly_names = {
+    AMT_INNER_ANOMALIES(AMT_ENUM_STRING)};
+inline std::string_view to_string(InnerAnomaly a) {
+    return enum_name(inner_anomaly_names, a);
+}
+
+// The anomalies of a parsed report: bit i set for InnerAnomaly i.
+uint8_t inner_anomalies(const MembershipReport& report);
 
 // Record-content rules (checklist §4.3, §6 item 16) for the caller that applies records.
 ParseError check_group_address(const IpAddress& group);

@@ -45,7 +45,7 @@ namespace amt {
     X(inner_total_length_overrun) /* total/payload length beyond the message */              \
     X(inner_bad_header_checksum)                                                             \
     X(inner_fragment)                                                                        \
-    X(inner_bad_option)           /* malformed IPv4 option list */                           \
+    X(inner_bad_option)           /* malformed IPv4 options or Router Alert option */        \
     X(inner_not_igmp)             /* IPv4 protocol != 2 */                                   \
     X(inner_bad_extension_header) /* HbH not first, repeated, or an unsupported header */    \
     X(inner_extension_overrun)                                                               \

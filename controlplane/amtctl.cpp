@@ -129,9 +129,10 @@ void print_groups(const json& r) {
     std::vector<std::vector<std::string>> rows;
     for (const json& g : r["groups"]) {
         rows.push_back({g["source"].get<std::string>(), g["group"].get<std::string>(),
-                        text(g["tunnels"]), text(g["joined_upstream"])});
+                        text(g["tunnels"]), text(g.value("forwarding", json("-"))),
+                        text(g["joined_upstream"])});
     }
-    print_table({"SOURCE", "GROUP", "TUNNELS", "JOINED UPSTREAM"}, rows);
+    print_table({"SOURCE", "GROUP", "TUNNELS", "FORWARDING", "JOINED UPSTREAM"}, rows);
     const size_t total = r["total"].get<size_t>();
     if (total > rows.size()) std::printf("(%zu of %zu shown; --limit N)\n", rows.size(), total);
 }
@@ -162,7 +163,8 @@ int main(int argc, char** argv) {
         request = {{"command", "tunnels"}, {"limit", limit}};
         if (!group.empty()) request["group"] = group;
     });
-    auto* groups = app.add_subcommand("groups", "(S,G) and (*,G) flows: tunnels and upstream join");
+    auto* groups = app.add_subcommand(
+        "groups", "(S,G) and (*,G) flows: tunnels, in the flow table, upstream join");
     size_t group_limit = 1000;
     groups->add_option("-n,--limit", group_limit, "at most N flows")->capture_default_str();
     groups->callback([&] { request = {{"command", "groups"}, {"limit", group_limit}}; });

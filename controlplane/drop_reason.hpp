@@ -26,6 +26,8 @@ namespace amt {
     X(source_ip_endpoint_limit)      /* limits.max_endpoints_per_source_ip reached */              \
     X(group_limit)                   /* record ignored: limits.max_groups_per_endpoint */          \
     X(source_limit)                  /* sources ignored: limits.max_sources_per_group */           \
+    X(endpoint_flow_limit)           /* flows ignored: limits.max_flows_per_endpoint */            \
+    X(source_ip_flow_limit)          /* flows ignored: limits.max_flows_per_source_ip */           \
     X(ssm_exclude_ignored)           /* IS_EX / TO_EX for an SSM group (RFC 4604 §2.2.1) */       \
     X(ssm_v1v2_ignored)              /* IGMPv2 / MLDv1 message for an SSM group */                 \
     X(asm_disabled)                  /* record for a non-SSM group while asm = false */            \
@@ -43,6 +45,25 @@ inline constexpr std::array<std::string_view, drop_reason_count> drop_reason_nam
     AMT_DROP_REASONS(AMT_ENUM_STRING)};
 inline std::string_view to_string(DropReason e) {
     return enum_name(drop_reason_names, e);
+}
+
+// Reasons that ignore one group record of an Update the relay accepted, not a packet: exported
+// as amt_ignored_records_total, so that amt_dropped_packets_total counts dropped packets only.
+// A record counts under one reason at most.
+constexpr bool ignores_a_record(DropReason r) {
+    switch (r) {
+        case DropReason::group_limit:
+        case DropReason::source_limit:
+        case DropReason::ssm_exclude_ignored:
+        case DropReason::ssm_v1v2_ignored:
+        case DropReason::asm_disabled:
+        case DropReason::unknown_record_type:
+        case DropReason::bad_group_address:
+        case DropReason::bad_source_address:
+            return true;
+        default:
+            return false;
+    }
 }
 
 }  // namespace amt

@@ -50,6 +50,12 @@ std::string validate(const EngineConfig& c) {
     if (c.limits.max_sources_per_group < 1) {
         return key_error("limits.max_sources_per_group", 0, "must be >= 1");
     }
+    if (c.limits.max_flows_per_endpoint < 1) {
+        return key_error("limits.max_flows_per_endpoint", 0, "must be >= 1");
+    }
+    if (c.limits.max_flows_per_source_ip < 1) {
+        return key_error("limits.max_flows_per_source_ip", 0, "must be >= 1");
+    }
     if (c.limits.replies_per_second_per_source_ip <= 0 || c.limits.reply_burst_per_source_ip < 1) {
         return "limits.replies_per_second_per_source_ip must be > 0 and "
                "limits.reply_burst_per_source_ip >= 1";

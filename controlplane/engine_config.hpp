@@ -22,6 +22,12 @@ struct RelayLimits {
     uint32_t max_endpoints_per_source_ip = 4096;
     uint32_t max_groups_per_endpoint = 64;
     uint32_t max_sources_per_group = 64;
+    // Flow budgets: forwarding entries one endpoint, and all endpoints of one address together,
+    // may hold (each distinct flow counted once per address). The daemon derives them from
+    // dataplane.flow_table_size when the file does not set them: a 16th and a 64th of the table
+    // (these are the values for the default 65536), so that no single address can fill it.
+    uint32_t max_flows_per_endpoint = 1024;
+    uint32_t max_flows_per_source_ip = 4096;
     // Token bucket per source IP for Advertisements and Queries (reflection, checklist §2.11).
     double replies_per_second_per_source_ip = 200;
     double reply_burst_per_source_ip = 400;

@@ -2,15 +2,16 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 
 namespace amt {
-
-namespace {
 
 IpAddress any_source_of(const IpAddress& group) {
     static const uint8_t zero[16] = {};
     return group.is_v4() ? IpAddress::v4(0) : IpAddress::v6_from_bytes(zero);
 }
+
+namespace {
 
 bool lists(const GroupMembership* g, FilterMode mode, const IpAddress& s) {
     return g != nullptr && g->mode == mode &&
@@ -39,7 +40,46 @@ EndpointId MembershipDb::find(const UdpEndpoint& address) const {
 
 size_t MembershipDb::endpoints_from(const IpAddress& ip) const {
     const auto it = per_source_ip_.find(ip);
-    return it == per_source_ip_.end() ? 0 : it->second;
+    return it == per_source_ip_.end() ? 0 : it->second.endpoints;
+}
+
+size_t MembershipDb::flows_of(EndpointId e) const {
+    size_t n = 0;
+    for (const GroupMembership& g : endpoints_[e].groups)
+        n += g.sources.size() + (g.mode == FilterMode::exclude);
+    return n;
+}
+
+size_t MembershipDb::flows_of_address(EndpointId e) const {
+    const auto shared = shared_flows_.find(endpoints_[e].address.ip);
+    return shared == shared_flows_.end() ? flows_of(e) : shared->second.size();
+}
+
+bool MembershipDb::holds(EndpointId e, const FlowKey& key) const {
+    const GroupMembership* g = find_group(e, key.group);
+    if (g == nullptr) return false;
+    if (key.any_source()) return g->mode == FilterMode::exclude;
+    return std::binary_search(g->sources.begin(), g->sources.end(), key.source);
+}
+
+bool MembershipDb::address_shares(EndpointId e, const FlowKey& key) const {
+    const auto shared = shared_flows_.find(endpoints_[e].address.ip);
+    if (shared == shared_flows_.end()) return false;
+    const auto refs = shared->second.find(key);
+    return refs != shared->second.end() && refs->second > (holds(e, key) ? 1u : 0u);
+}
+
+void MembershipDb::count_address_flows(const IpAddress& address, const GroupMembership& g,
+                                       bool add) {
+    auto& refs = shared_flows_[address];
+    const auto count = [&](const FlowKey& key) {
+        uint32_t& n = refs[key];
+        n = add ? n + 1 : n - 1;
+        if (n == 0) refs.erase(key);
+    };
+    for (const IpAddress& s : g.sources)
+        count({s, g.group});
+    if (g.mode == FilterMode::exclude) count({any_source_of(g.group), g.group});
 }
 
 void MembershipDb::reserve(size_t endpoints) {
@@ -62,17 +102,30 @@ EndpointId MembershipDb::create(const UdpEndpoint& address, const UdpEndpoint& r
     rec.relay = relay;
     rec.in_use = true;
     address_index_.insert(id, address_hash(id), [this](EndpointId e) { return address_hash(e); });
-    if (++per_source_ip_[address.ip] == 1 && known_ != nullptr) known_->add(address.ip);
+    AddressUse& use = per_source_ip_[address.ip];
+    if (++use.endpoints == 1) {
+        use.first = id;
+        if (known_ != nullptr) known_->add(address.ip);
+    } else if (!shared_flows_.contains(address.ip)) {
+        // A second endpoint behind this address: from now on its flows are counted per flow.
+        shared_flows_[address.ip];
+        for (const GroupMembership& g : endpoints_[use.first].groups)
+            count_address_flows(address.ip, g, true);
+    }
     if (wheel_tick_ < 0) wheel_tick_ = now.count() / tick_ns;
     timer_link(id, (now + timeout).count() / tick_ns + 1);
     return id;
 }
 
-GroupMembership* MembershipDb::find_group(EndpointId e, const IpAddress& group) {
-    auto& groups = endpoints_[e].groups;
+const GroupMembership* MembershipDb::find_group(EndpointId e, const IpAddress& group) const {
+    const auto& groups = endpoints_[e].groups;
     const auto it = std::find_if(groups.begin(), groups.end(),
                                  [&](const GroupMembership& g) { return g.group == group; });
     return it == groups.end() ? nullptr : &*it;
+}
+
+GroupMembership* MembershipDb::find_group(EndpointId e, const IpAddress& group) {
+    return const_cast<GroupMembership*>(std::as_const(*this).find_group(e, group));
 }
 
 void MembershipDb::set_group(EndpointId e, const GroupMembership& next) {
@@ -115,6 +168,10 @@ void MembershipDb::emit_flow(FlowOp op, const FlowKey& key) {
 void MembershipDb::update_merged_view(EndpointId e, const GroupMembership* before,
                                       const GroupMembership* after) {
     const IpAddress& group = before ? before->group : after->group;
+    if (const IpAddress& address = endpoints_[e].address.ip; shared_flows_.contains(address)) {
+        if (before) count_address_flows(address, *before, false);
+        if (after) count_address_flows(address, *after, true);
+    }
     GroupView& view = groups_[group];
     update_sources(e, view, group, before, after);
     update_any_source(e, view, group, before, after);
@@ -213,9 +270,10 @@ void MembershipDb::release(EndpointId e) {
     timer_unlink(e);
     address_index_.erase(e, address_hash(e), [this](EndpointId x) { return address_hash(x); });
     if (auto it = per_source_ip_.find(rec.address.ip); it != per_source_ip_.end()) {
-        if (--it->second == 0) {
+        if (--it->second.endpoints == 0) {
             if (known_ != nullptr) known_->remove(rec.address.ip);
             per_source_ip_.erase(it);
+            shared_flows_.erase(rec.address.ip);
         }
     }
     rec.in_use = false;

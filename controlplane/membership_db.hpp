@@ -36,6 +36,21 @@ struct FlowKey {
     friend auto operator<=>(const FlowKey&, const FlowKey&) = default;
 };
 
+// The unspecified address of the group's family: the S of a (*,G) flow.
+IpAddress any_source_of(const IpAddress& group);
+
+}  // namespace amt
+
+template <>
+struct std::hash<amt::FlowKey> {
+    size_t operator()(const amt::FlowKey& k) const noexcept {
+        return std::hash<amt::IpAddress>{}(k.source) * 1000003u ^
+               std::hash<amt::IpAddress>{}(k.group);
+    }
+};
+
+namespace amt {
+
 enum class FlowOp : uint8_t { create_flow, delete_flow, add_tunnel, remove_tunnel };
 
 struct FlowEdit {
@@ -83,6 +98,15 @@ class MembershipDb {
     size_t endpoints_from(const IpAddress& ip) const;
     size_t group_count() const { return groups_.size(); }
     size_t flow_count() const { return flow_count_; }
+    // The flow budgets (limits.max_flows_per_endpoint / _per_source_ip). An endpoint holds an
+    // (S,G) flow for every source it lists in a group (forwarded or blocked) and a (*,G) flow
+    // for every group it is in EXCLUDE mode for: the entries it makes the table keep. Its
+    // address holds the distinct flows of all its endpoints, so gateways behind one CGNAT
+    // address that watch the same channel cost the address one flow.
+    size_t flows_of(EndpointId e) const;
+    size_t flows_of_address(EndpointId e) const;
+    // Whether another endpoint of e's address holds `key` (it then costs the address nothing).
+    bool address_shares(EndpointId e, const FlowKey& key) const;
 
     // Room for `endpoints` more without rehashing (a restore knows how many are coming).
     void reserve(size_t endpoints);
@@ -90,6 +114,7 @@ class MembershipDb {
     // Replaces e's membership in `group` by `next` (empty() removes it) and emits the edits.
     void set_group(EndpointId e, const GroupMembership& next);
     GroupMembership* find_group(EndpointId e, const IpAddress& group);
+    const GroupMembership* find_group(EndpointId e, const IpAddress& group) const;
     // Restarts e's membership timer and remembers the nonce+MAC that was just accepted.
     void refresh(EndpointId e, Time now, Time timeout, uint32_t nonce, const ResponseMac& mac);
     // Removes all of e's state, as a report deleting every record would (Teardown, expiry).
@@ -120,6 +145,8 @@ class MembershipDb {
     void emit_flow(FlowOp op, const FlowKey& key);
     void update_merged_view(EndpointId e, const GroupMembership* before,
                             const GroupMembership* after);
+    void count_address_flows(const IpAddress& address, const GroupMembership& g, bool add);
+    bool holds(EndpointId e, const FlowKey& key) const;
     void update_sources(EndpointId e, GroupView& view, const IpAddress& group,
                         const GroupMembership* before, const GroupMembership* after);
     void update_any_source(EndpointId e, GroupView& view, const IpAddress& group,
@@ -135,7 +162,14 @@ class MembershipDb {
     std::vector<EndpointRecord> endpoints_;
     std::vector<EndpointId> free_ids_;
     IdIndex address_index_;  // address → id; the address is the record's own (4 B per endpoint)
-    std::unordered_map<IpAddress, uint32_t> per_source_ip_;
+    struct AddressUse {
+        uint32_t endpoints = 0;
+        EndpointId first = 0;  // the address's only endpoint, while it has never had two
+    };
+    std::unordered_map<IpAddress, AddressUse> per_source_ip_;
+    // Flow → how many of the address's endpoints hold it, for addresses that have had two
+    // endpoints at once (CGNAT): a lone gateway, the common case, costs no such map.
+    std::unordered_map<IpAddress, std::unordered_map<FlowKey, uint32_t>> shared_flows_;
     std::unordered_map<IpAddress, GroupView> groups_;
     size_t flow_count_ = 0;
     std::vector<EndpointId> wheel_;  // head of each slot's list, or no_endpoint

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "common/igmp_mld.hpp"
 #include "common/parse_error.hpp"
 #include "controlplane/drop_reason.hpp"
 
@@ -31,6 +32,7 @@ struct ProtocolCounters {
     Counter mac_failures;
     Counter mac_previous_secret;  // Update/Teardown accepted with the previous secret
     Counter mac_sticky;           // Update accepted by sticky MAC only
+    std::array<Counter, inner_anomaly_count> anomalies;  // accepted Updates, by InnerAnomaly
 
     void drop(DropReason r) { dropped[static_cast<size_t>(r)].add(); }
     void malformed_input(ParseError e) { malformed[static_cast<size_t>(e)].add(); }

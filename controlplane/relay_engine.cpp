@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 
 namespace amt {
 
@@ -137,6 +138,7 @@ void RelayEngine::handle_update(const Datagram& d, Time now) {
         if (endpoint == MembershipDb::no_endpoint) return;
     }
     db_.refresh(endpoint, now, timeout(), update.nonce, update.mac);
+    count_anomalies(report, d.src);
     apply_report(endpoint, report);
     db_.remove_if_empty(endpoint);
     update_capacity_flag();
@@ -161,6 +163,17 @@ void RelayEngine::handle_teardown(const Datagram& d, Time now) {
     }
     db_.remove(endpoint);
     update_capacity_flag();
+}
+
+// Checklist §8.4: odd but harmless inner headers are accepted, counted and (by the daemon's
+// summary, at a bounded rate) logged with the last endpoint that sent each.
+void RelayEngine::count_anomalies(const MembershipReport& report, const UdpEndpoint& from) {
+    const uint8_t found = inner_anomalies(report);
+    for (size_t i = 0; i < inner_anomaly_count; ++i) {
+        if ((found & (1u << i)) == 0) continue;
+        counters_.anomalies[i].add();
+        last_anomaly_from_[i] = from;
+    }
 }
 
 void RelayEngine::apply_report(EndpointId e, const MembershipReport& report) {
@@ -189,22 +202,84 @@ bool RelayEngine::group_allowed(const IpAddress& group, bool v1v2, bool exclude)
     return true;
 }
 
+// A record is counted under one reason at most (issue 18, item 5): the whole record ignored
+// (group_limit) before part of it (source_limit, then `partly_ignored`: bad sources).
 void RelayEngine::apply_change(EndpointId e, const IpAddress& group, RecordType type,
-                               std::span<const IpAddress> sources, bool older_version_host) {
+                               std::span<const IpAddress> sources, bool older_version_host,
+                               std::optional<DropReason> partly_ignored) {
     const GroupMembership* current = db_.find_group(e, group);
     GroupMembership next = current ? *current : GroupMembership{.group = group};
     next.older_version_host |= older_version_host;
     if (!apply_record(next, type, sources, config_.limits.max_sources_per_group)) {
-        counters_.drop(DropReason::source_limit);
+        partly_ignored = DropReason::source_limit;
     }
-    if (current != nullptr && *current == next) return;
-    if (current == nullptr && next.empty()) return;
-    if (current == nullptr &&
+    if (current == nullptr && !next.empty() &&
         db_.endpoint(e).groups.size() >= config_.limits.max_groups_per_endpoint) {
         counters_.drop(DropReason::group_limit);
         return;
     }
+    if (partly_ignored) counters_.drop(*partly_ignored);
+    if (!fits_flow_budgets(e, current, next) && (current ? *current == next : next.empty())) return;
     db_.set_group(e, next);
+}
+
+// The flow budgets (issue 18): without them one address could fill the flow table and every
+// later join would find it full. Flows e gives up count first, so a change that only removes
+// always fits. New sources of an INCLUDE list that do not fit are ignored, as sources beyond
+// max_sources_per_group are; a change to EXCLUDE that does not fit (its (*,G) and every newly
+// blocked source) is refused whole, since dropping a blocked source would forward it. Returns
+// false when something was cut; `next` then holds what fits.
+bool RelayEngine::fits_flow_budgets(EndpointId e, const GroupMembership* current,
+                                    GroupMembership& next) {
+    const RelayLimits& limits = config_.limits;
+    const GroupMembership before = current ? *current : GroupMembership{.group = next.group};
+    const FlowKey any_source{any_source_of(next.group), next.group};
+    const auto lists = [](const GroupMembership& g, const IpAddress& s) {
+        return std::binary_search(g.sources.begin(), g.sources.end(), s);
+    };
+    size_t endpoint_flows = db_.flows_of(e);
+    size_t address_flows = db_.flows_of_address(e);
+    const auto give_up = [&](const FlowKey& key) {
+        --endpoint_flows;
+        if (!db_.address_shares(e, key)) --address_flows;
+    };
+    for (const IpAddress& s : before.sources) {
+        if (!lists(next, s)) give_up({s, next.group});
+    }
+    if (before.mode == FilterMode::exclude && next.mode == FilterMode::include) give_up(any_source);
+
+    std::optional<DropReason> refused;
+    const auto take = [&](const FlowKey& key) {
+        const bool shared = db_.address_shares(e, key);
+        if (endpoint_flows >= limits.max_flows_per_endpoint) {
+            refused = DropReason::endpoint_flow_limit;
+        } else if (!shared && address_flows >= limits.max_flows_per_source_ip) {
+            refused = DropReason::source_ip_flow_limit;
+        } else {
+            ++endpoint_flows;
+            if (!shared) ++address_flows;
+            return true;
+        }
+        return false;
+    };
+    if (next.mode == FilterMode::exclude) {
+        bool fits = before.mode == FilterMode::exclude || take(any_source);
+        for (const IpAddress& s : next.sources) {
+            if (fits && !lists(before, s)) fits = take({s, next.group});
+        }
+        if (!fits) next = before;
+    } else {
+        std::vector<IpAddress> kept;
+        kept.reserve(next.sources.size());
+        for (const IpAddress& s : next.sources) {
+            if (lists(before, s) || take({s, next.group})) kept.push_back(s);
+        }
+        next.sources = std::move(kept);
+    }
+    if (!refused) return true;
+    counters_.drop(*refused);
+    flow_refusal_ = {db_.endpoint(e).address, next.group, *refused, flow_refusal_.total + 1};
+    return false;
 }
 
 void RelayEngine::apply_v1v2(EndpointId e, const MembershipReport& report) {
@@ -227,17 +302,19 @@ void RelayEngine::apply_v3_record(EndpointId e, const GroupRecord& record) {
     if (!group_allowed(record.group, false, exclude)) return;
     std::vector<IpAddress> sources;
     sources.reserve(record.num_sources);
+    bool bad_source = false;
     for (size_t i = 0; i < record.num_sources; ++i) {
         const IpAddress s = record.source(i);
         if (check_source_address(s) == ParseError::ok) {
             sources.push_back(s);
         } else {
-            counters_.drop(DropReason::bad_source_address);
+            bad_source = true;
         }
     }
     std::sort(sources.begin(), sources.end());
     sources.erase(std::unique(sources.begin(), sources.end()), sources.end());
-    apply_change(e, record.group, type, sources, false);
+    apply_change(e, record.group, type, sources, false,
+                 bad_source ? std::optional(DropReason::bad_source_address) : std::nullopt);
 }
 
 void RelayEngine::update_capacity_flag() {
@@ -318,7 +395,9 @@ size_t RelayEngine::restore_state(const RelayState& state, Time now) {
                 !group_allowed(g.group, g.older_version_host, g.mode == FilterMode::exclude)) {
                 continue;
             }
-            db_.set_group(id, g);
+            GroupMembership fitted = g;
+            if (!fits_flow_budgets(id, nullptr, fitted) && fitted.empty()) continue;
+            db_.set_group(id, fitted);
             ++groups;
         }
         if (groups == 0) {

@@ -7,6 +7,8 @@
 // unknown endpoint allocates nothing.
 #pragma once
 
+#include <array>
+#include <optional>
 #include <span>
 
 #include "controlplane/engine_config.hpp"
@@ -19,6 +21,14 @@
 namespace amt {
 
 class EngineSink : public ReplySink, public MembershipSink {};
+
+// The latest change the flow budgets cut (the daemon logs it at a bounded rate: who it was).
+struct FlowRefusal {
+    UdpEndpoint gateway;
+    IpAddress group;
+    DropReason reason = DropReason::endpoint_flow_limit;
+    uint64_t total = 0;  // changes cut so far
+};
 
 class RelayEngine {
   public:
@@ -59,18 +69,26 @@ class RelayEngine {
     const ProtocolCounters& responder_counters() const { return responder_.counters(); }
     uint64_t secret_rotations() const { return rotations_; }
     uint64_t expired_endpoints() const { return expired_; }
+    // The endpoint whose accepted Update last showed `a` (for the log; the control thread's).
+    const UdpEndpoint& last_anomaly_from(InnerAnomaly a) const {
+        return last_anomaly_from_[static_cast<size_t>(a)];
+    }
+    const FlowRefusal& last_flow_refusal() const { return flow_refusal_; }
 
   private:
     void handle_update(const Datagram& d, Time now);
     void handle_teardown(const Datagram& d, Time now);
     bool authenticate(const MacInput& in, const ResponseMac& mac, EndpointId known, Time now);
     EndpointId admit_new_endpoint(const Datagram& d, Time now);
+    void count_anomalies(const MembershipReport& report, const UdpEndpoint& from);
     void apply_report(EndpointId e, const MembershipReport& report);
     void apply_v1v2(EndpointId e, const MembershipReport& report);
     void apply_v3_record(EndpointId e, const GroupRecord& record);
     void apply_change(EndpointId e, const IpAddress& group, RecordType type,
-                      std::span<const IpAddress> sources, bool older_version_host);
+                      std::span<const IpAddress> sources, bool older_version_host,
+                      std::optional<DropReason> partly_ignored = std::nullopt);
     bool report_needs_state(const MembershipReport& report) const;
+    bool fits_flow_budgets(EndpointId e, const GroupMembership* current, GroupMembership& next);
     bool group_allowed(const IpAddress& group, bool v1v2, bool exclude);
     void update_capacity_flag();
     Time timeout() const { return config_.membership_timeout; }
@@ -85,6 +103,8 @@ class RelayEngine {
     bool draining_ = false;
     uint64_t rotations_ = 0;
     uint64_t expired_ = 0;
+    std::array<UdpEndpoint, inner_anomaly_count> last_anomaly_from_{};
+    FlowRefusal flow_refusal_;
 };
 
 }  // namespace amt

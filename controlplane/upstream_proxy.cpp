@@ -156,18 +156,19 @@ Time UpstreamProxy::random_delay(const RouterQuery& q) {
     return Time{d(rng_)};
 }
 
-void UpstreamProxy::handle_query(ByteView datagram, Time now) {
+ParseError UpstreamProxy::handle_query(ByteView datagram, Time now) {
     RouterQuery q;
-    if (parse_router_query(datagram, q) != ParseError::ok) return;
+    if (ParseError e = parse_router_query(datagram, q); e != ParseError::ok) return e;
     const Time due = now + random_delay(q);
     if (q.group.is_unspecified()) {
         auto [it, fresh] = general_due_.try_emplace(q.family, due);
         if (!fresh) it->second = std::min(it->second, due);
-        return;
+        return ParseError::ok;
     }
-    if (groups_.count(q.group) == 0) return;  // not ours: nothing to say (RFC 3376 §5.2)
+    if (groups_.count(q.group) == 0) return ParseError::ok;  // not ours (RFC 3376 §5.2)
     auto [it, fresh] = group_due_.try_emplace(q.group, due);
     if (!fresh) it->second = std::min(it->second, due);
+    return ParseError::ok;
 }
 
 void UpstreamProxy::advance(Time now) {

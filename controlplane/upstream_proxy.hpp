@@ -47,8 +47,9 @@ class UpstreamProxy {
 
     // The engine's merged interest changed (MembershipSink::upstream_change).
     void change(const FlowKey& key, bool join, Time now);
-    // A query from an upstream router (IPv4 + IGMP, or IPv6 + MLD).
-    void handle_query(ByteView datagram, Time now);
+    // A query from an upstream router (IPv4 + IGMP, or IPv6 + MLD); a malformed one is ignored
+    // and its ParseError returned, for the caller to count.
+    ParseError handle_query(ByteView datagram, Time now);
     // Retransmissions and due query responses. Call at least every 100 ms.
     void advance(Time now);
     // Shutdown: one state-change report that leaves everything, now (checklist §2.15).

@@ -16,6 +16,14 @@ EngineConfig with_query_source(EngineConfig c, const UpstreamConfig& upstream) {
         c.query_source_v6 = upstream.source_v6;
     return c;
 }
+
+NeighborConfig neighbor_config(const ControlSetup& setup) {
+    return {.prefixes = setup.on_link_prefixes,
+            .own_addresses = setup.own_addresses,
+            .mac = setup.mac,
+            .max_entries = setup.max_neighbors,
+            .timers = setup.neighbor_timers};
+}
 }  // namespace
 
 ControlThread::ControlThread(const ControlSetup& setup, const EngineConfig& engine_config,
@@ -26,7 +34,8 @@ ControlThread::ControlThread(const ControlSetup& setup, const EngineConfig& engi
       engine_(with_query_source(engine_config, setup.upstream), secrets, *this),
       upstream_(setup.upstream, *this),
       flows_(flows),
-      publisher_(flows, tunnels, next_hops),
+      neighbors_(neighbor_config(setup), *this),
+      publisher_(flows, tunnels, next_hops, neighbors_.enabled() ? &neighbors_ : nullptr),
       ring_(control_ring),
       tx_(setup.port, setup.tx_queue, counters, 32, setup.tx_lock),
       next_hops_(next_hops),
@@ -74,20 +83,45 @@ size_t ControlThread::drain_control_ring(Time now) {
         const auto* frame = rte_pktmbuf_mtod(m, const uint8_t*);
         EthernetHeader eth;
         if (parse_ethernet(ByteView(frame, m->data_len), eth) != ParseError::ok) continue;
+        if (NeighborTable::is_neighbor_message(ByteView(frame, m->data_len))) {
+            neighbors_.receive(ByteView(frame, m->data_len), now);
+            continue;
+        }
         const ByteView ip(frame + eth.size, m->data_len - eth.size);
         UdpDatagram udp;
         // Workers queue AMT Updates/Teardowns (lengths and UDP checksum already checked) and
         // the upstream routers' IGMP / MLD queries.
         if (parse_udp_datagram(ip, udp, false) == ParseError::ok) {
             batch[count++] = {udp.src, udp.dst, udp.payload};
-        } else {
-            upstream_.handle_query(ip, now);
+        } else if (ParseError e = upstream_.handle_query(ip, now); e != ParseError::ok) {
+            query_counters_.malformed_input(e);  // was dropped uncounted (issue 18, item 5)
         }
     }
     engine_.handle_batch(std::span(batch.data(), count), now);
     for (unsigned i = 0; i < n; ++i)
         rte_pktmbuf_free(static_cast<rte_mbuf*>(objs[i]));
     return n;
+}
+
+void ControlThread::send_neighbor_frame(ByteView frame) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    if (m == nullptr) return;
+    auto* out =
+        reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())));
+    if (out == nullptr) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    std::memcpy(out, frame.data(), frame.size());
+    tx_.send(m);
+}
+
+// Tunnels toward gateways whose MAC appeared, changed or went are rewritten; the publisher
+// batches them with the membership edits.
+void ControlThread::apply_neighbor_changes() {
+    if (!neighbors_.changed()) return;
+    for (const IpAddress& gateway : neighbors_.take_changes())
+        publisher_.neighbor_changed(gateway);
 }
 
 void ControlThread::send_upstream(Family family, ByteView datagram) {
@@ -131,6 +165,7 @@ size_t ControlThread::forward_exception_traffic() {
 
 size_t ControlThread::restore_state(const RelayState& state, Time now) {
     now_ = now;
+    neighbors_.set_time(now);
     const size_t restored = engine_.restore_state(state, now);
     publisher_.publish();
     last_publish_ = now;
@@ -142,15 +177,18 @@ size_t ControlThread::restore_state(const RelayState& state, Time now) {
 
 size_t ControlThread::poll_once(Time now) {
     now_ = now;
+    neighbors_.set_time(now);
     size_t work = drain_control_ring(now);
     work += forward_exception_traffic();
     if (now - last_timers_ >= setup_.timer_interval) {
         engine_.advance(now);
         upstream_.advance(now);
         resolve_next_hops(now);
+        if (neighbors_.enabled()) neighbors_.advance(now);
         update_gauges();
         last_timers_ = now;
     }
+    apply_neighbor_changes();
     if (publisher_.dirty() && now - last_publish_ >= setup_.publish_interval) {
         work += publisher_.publish();
         last_publish_ = now;
@@ -180,6 +218,7 @@ void ControlThread::update_gauges() {
     set(gauges_.secret_rotations, engine_.secret_rotations());
     set(gauges_.expired_endpoints, engine_.expired_endpoints());
     set(gauges_.publish_failures, publisher_.publish_failures());
+    set(gauges_.flows_unpublished, publisher_.unpublished());
     gauges_.draining.store(engine_.draining(), std::memory_order_relaxed);
     gauges_.refusing.store(engine_.refusing_new_endpoints(), std::memory_order_relaxed);
 }

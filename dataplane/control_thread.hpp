@@ -15,6 +15,7 @@
 #include "controlplane/relay_engine.hpp"
 #include "controlplane/upstream_proxy.hpp"
 #include "dataplane/flow_publisher.hpp"
+#include "dataplane/neighbor_table.hpp"
 #include "dataplane/next_hops.hpp"
 #include "dataplane/tx_queue.hpp"
 
@@ -34,6 +35,10 @@ struct ControlSetup {
     Time timer_interval = std::chrono::milliseconds(100);
     Time resolve_retry = std::chrono::seconds(1);     // next hop unresolved: ask every second
     Time resolve_refresh = std::chrono::seconds(30);  // resolved: ask again now and then
+    // Gateways on the downstream link (downstream.prefixes) get their own MAC, resolved here.
+    std::vector<IpPrefix> on_link_prefixes;
+    size_t max_neighbors = 1024;
+    NeighborTimers neighbor_timers;
 };
 
 // What the control thread owns, copied every timer tick for readers on other threads (the metrics
@@ -48,11 +53,12 @@ struct ControlGauges {
     std::atomic<uint64_t> secret_rotations{0};
     std::atomic<uint64_t> expired_endpoints{0};
     std::atomic<uint64_t> publish_failures{0};
+    std::atomic<uint64_t> flows_unpublished{0};  // table full: not forwarding yet
     std::atomic<bool> draining{false};
     std::atomic<bool> refusing{false};  // L flag set: draining or at capacity
 };
 
-class ControlThread : private EngineSink, private UpstreamSink {
+class ControlThread : private EngineSink, private UpstreamSink, private NeighborSink {
   public:
     ControlThread(const ControlSetup& setup, const EngineConfig& engine_config,
                   SecretStore& secrets, FlowTable& flows, rte_ring* control_ring,
@@ -71,7 +77,10 @@ class ControlThread : private EngineSink, private UpstreamSink {
     // Graceful stop (checklist §2.15): leave every group upstream, now.
     void leave_upstream();
     FlowPublisher& publisher() { return publisher_; }
+    const NeighborTable& neighbors() const { return neighbors_; }
     const ControlGauges& gauges() const { return gauges_; }
+    // Malformed IGMP/MLD queries from the upstream routers, by ParseError.
+    const ProtocolCounters& query_counters() const { return query_counters_; }
     // Refreshes gauges() now (also done every timer tick).
     void update_gauges();
     // Called with each merged upstream join (true) / leave (false): the upstream proxy's input.
@@ -87,6 +96,8 @@ class ControlThread : private EngineSink, private UpstreamSink {
         if (on_upstream_change) on_upstream_change(key, join);
     }
     void send_upstream(Family family, ByteView datagram) override;
+    void send_neighbor_frame(ByteView frame) override;
+    void apply_neighbor_changes();
     size_t drain_control_ring(Time now);
     size_t forward_exception_traffic();
     void resolve_next_hops(Time now);
@@ -95,6 +106,7 @@ class ControlThread : private EngineSink, private UpstreamSink {
     RelayEngine engine_;
     UpstreamProxy upstream_;
     FlowTable& flows_;
+    NeighborTable neighbors_;  // before publisher_, which uses it
     FlowPublisher publisher_;
     rte_ring* ring_;
     TxQueue tx_;
@@ -108,6 +120,7 @@ class ControlThread : private EngineSink, private UpstreamSink {
     Time last_timers_{};
     bool refusing_ = false;
     ControlGauges gauges_;
+    ProtocolCounters query_counters_;
 };
 
 }  // namespace amt

@@ -80,7 +80,10 @@ Dataplane::Dataplane(const DataplaneConfig& config)
                          .tx_lock = shared_tx,
                          .upstream_port = upstream_id,
                          .upstream_mac = upstream_port().mac(),
-                         .exception_port = exception_id};
+                         .exception_port = exception_id,
+                         .on_link_prefixes = config.downstream_prefixes,
+                         .max_neighbors = config.max_neighbors,
+                         .neighbor_timers = config.neighbor_timers};
     for (const IpAddress& a : config.upstream_addresses) {
         if (a.is_v4()) control.upstream.source_v4 = a;
     }
@@ -115,6 +118,7 @@ Dataplane::Dataplane(const DataplaneConfig& config)
         WorkerSetup w{.downstream = {port_id, queues_of(*port_, i), i, last ? shared_tx : nullptr,
                                      port_->mac(), downstream_addresses},
                       .source_prefixes = config.upstream_source_prefixes,
+                      .on_link_prefixes = config.downstream_prefixes,
                       .exception_port = exception_id,
                       .exception_tx_queue = i,
                       .rcu_thread_id = i,

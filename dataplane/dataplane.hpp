@@ -36,6 +36,11 @@ struct DataplaneConfig {
     std::optional<MacAddress> next_hop_v4_mac;
     std::optional<IpAddress> next_hop_v6;
     std::optional<MacAddress> next_hop_v6_mac;
+    // Directly connected prefixes of the downstream link: gateways there get replicas at their
+    // own MAC (ARP / ND), not the next hop's.
+    std::vector<IpPrefix> downstream_prefixes;
+    uint32_t max_neighbors = 1024;
+    NeighborTimers neighbor_timers;
     uint16_t pmtu = 0;  // 0: the port's MTU
     uint8_t outer_ttl = 64;
     bool decrement_ttl = true;

@@ -1,10 +1,32 @@
 #include "dataplane/flow_publisher.hpp"
 
+#include <algorithm>
+#include <iterator>
+
 namespace amt {
 
 FlowPublisher::FlowPublisher(FlowTable& table, const TunnelDefaults& defaults,
-                             const NextHops& next_hops)
-    : table_(table), defaults_(defaults), next_hops_(next_hops) {}
+                             const NextHops& next_hops, NeighborTable* neighbors)
+    : table_(table), defaults_(defaults), next_hops_(next_hops), neighbors_(neighbors) {}
+
+// Zero (withheld until resolved) when the gateway's or the next hop's MAC is not known yet.
+MacAddress FlowPublisher::destination_mac(const IpAddress& gateway, const FlowKey& key) {
+    if (neighbors_ == nullptr || !neighbors_->on_link(gateway))
+        return next_hops_.of(gateway.family()).mac().value_or(MacAddress{});
+    neighbors_->hold(gateway);
+    ++on_link_[gateway][key];
+    return neighbors_->mac(gateway).value_or(MacAddress{});
+}
+
+void FlowPublisher::forget_tunnel(const TunnelHeader& t, const FlowKey& key) {
+    if (neighbors_ == nullptr) return;
+    const auto g = on_link_.find(t.destination());
+    if (g == on_link_.end()) return;
+    neighbors_->release(g->first);
+    const auto f = g->second.find(key);
+    if (f != g->second.end() && --f->second == 0) g->second.erase(f);
+    if (g->second.empty()) on_link_.erase(g);
+}
 
 void FlowPublisher::mark_dirty(const FlowKey& key) {
     if (dirty_.empty()) first_dirty_ = std::chrono::steady_clock::now();
@@ -17,14 +39,18 @@ void FlowPublisher::apply(const FlowEdit& edit) {
         case FlowOp::create_flow:
             flows_.try_emplace(edit.key);
             return;
-        case FlowOp::delete_flow:
-            flows_.erase(edit.key);
+        case FlowOp::delete_flow: {
+            const auto f = flows_.find(edit.key);
+            if (f == flows_.end()) return;
+            for (const TunnelHeader& t : f->second.tunnels)
+                forget_tunnel(t, edit.key);
+            flows_.erase(f);
             return;
+        }
         case FlowOp::add_tunnel: {
             Members& m = flows_[edit.key];
             if (m.position.find(edit.endpoint)) return;
-            const MacAddress next_hop =
-                next_hops_.of(edit.tunnel.ip.family()).mac().value_or(MacAddress{});
+            const MacAddress next_hop = destination_mac(edit.tunnel.ip, edit.key);
             m.position.set(edit.endpoint, static_cast<uint32_t>(m.tunnels.size()));
             m.tunnels.push_back(make_tunnel_header(edit.relay, edit.tunnel, defaults_.src_mac,
                                                    next_hop, defaults_.ttl, defaults_.pmtu,
@@ -39,6 +65,7 @@ void FlowPublisher::apply(const FlowEdit& edit) {
             if (!p) return;
             // Swap-remove keeps removal O(1); the order of tunnels in a set carries no meaning.
             const uint32_t i = *p;
+            forget_tunnel(m.tunnels[i], edit.key);
             m.position.erase(edit.endpoint);
             if (i + 1 != m.tunnels.size()) {
                 m.tunnels[i] = m.tunnels.back();
@@ -54,40 +81,68 @@ void FlowPublisher::next_hop_changed(Family family) {
     const std::optional<MacAddress> mac = next_hops_.of(family).mac();
     for (auto& [key, members] : flows_) {
         for (TunnelHeader& t : members.tunnels) {
-            if (t.family == family && mac) std::copy(mac->begin(), mac->end(), t.bytes);
+            if (t.family != family || !mac) continue;
+            if (!on_link_.empty() && on_link_.count(t.destination()) != 0) continue;
+            std::copy(mac->begin(), mac->end(), t.bytes);
+        }
+        mark_dirty(key);
+    }
+}
+
+void FlowPublisher::neighbor_changed(const IpAddress& gateway) {
+    const auto g = on_link_.find(gateway);
+    if (g == on_link_.end()) return;
+    const MacAddress mac = neighbors_->mac(gateway).value_or(MacAddress{});
+    for (const auto& [key, tunnels] : g->second) {
+        const auto f = flows_.find(key);
+        if (f == flows_.end()) continue;
+        for (TunnelHeader& t : f->second.tunnels) {
+            if (t.destination() == gateway) std::copy(mac.begin(), mac.end(), t.bytes);
         }
         mark_dirty(key);
     }
 }
 
 size_t FlowPublisher::publish() {
-    const bool v4_ready = next_hops_.v4.mac().has_value();
-    const bool v6_ready = next_hops_.v6.mac().has_value();
     std::vector<TunnelHeader> ready;
     size_t n = 0;
+    const bool edited = !dirty_.empty();
+    // Deleted flows' slots are free again: what found the table full is tried once more.
+    if (retry_due()) {
+        freed_seen_ = table_.freed_slots();
+        dirty_.insert(unpublished_.begin(), unpublished_.end());
+    }
+    bool table_full = false;
     for (const FlowKey& key : dirty_) {
         const auto f = flows_.find(key);
         if (f == flows_.end()) {
             table_.remove(key);
+            unpublished_.erase(key);
             ++n;
             continue;
         }
+        // Once one insert failed, the others waiting would too: they wait for the next free slot.
+        if (table_full && unpublished_.contains(key)) continue;
+        // Nothing leaves toward an unknown MAC: unresolved tunnels are kept but not published.
         const std::vector<TunnelHeader>* tunnels = &f->second.tunnels;
-        if (!v4_ready || !v6_ready) {
+        const auto unresolved = static_cast<uint32_t>(std::count_if(
+            tunnels->begin(), tunnels->end(), [](const TunnelHeader& t) { return !t.resolved(); }));
+        if (unresolved != 0) {
             ready.clear();
-            for (const TunnelHeader& t : f->second.tunnels) {
-                if (t.family == Family::ipv4 ? v4_ready : v6_ready) ready.push_back(t);
-            }
+            std::copy_if(tunnels->begin(), tunnels->end(), std::back_inserter(ready),
+                         [](const TunnelHeader& t) { return t.resolved(); });
             tunnels = &ready;
         }
-        if (!table_.publish(key, GatewaySet::create(*tunnels))) {
-            ++failures_;  // table full: the flow stays unpublished until the next change
+        if (!table_.publish(key, GatewaySet::create(*tunnels, unresolved))) {
+            table_full = true;
+            if (unpublished_.insert(key).second) ++failures_;
             continue;
         }
+        unpublished_.erase(key);
         ++n;
     }
     dirty_.clear();
-    if (n > 0) publish_latency_.observe(std::chrono::steady_clock::now() - first_dirty_);
+    if (n > 0 && edited) publish_latency_.observe(std::chrono::steady_clock::now() - first_dirty_);
     return n;
 }
 

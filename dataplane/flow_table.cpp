@@ -35,6 +35,7 @@ void FlowTable::free_retired(void* table, void* elements, unsigned int n) {
         GatewaySet::destroy(items[i].set);
         if (items[i].key_position >= 0) {
             rte_hash_free_key_with_position(self->hash_, items[i].key_position);
+            ++self->freed_slots_;
         }
         self->reclaim_delay_.observe(std::chrono::nanoseconds(
             static_cast<int64_t>(static_cast<double>(now - items[i].retired_tsc) * ns_per_cycle)));
@@ -59,7 +60,8 @@ Rcu::~Rcu() {
     rte_free(v_);
 }
 
-FlowTable::FlowTable(const char* name, uint32_t capacity, Rcu& rcu) : rcu_(rcu) {
+FlowTable::FlowTable(const char* name, uint32_t capacity, Rcu& rcu)
+    : rcu_(rcu), capacity_(capacity) {
     rte_hash_parameters params{};
     params.name = name;
     params.entries = capacity;

@@ -59,6 +59,10 @@ class FlowTable {
     // Frees what every worker has stopped using. Call once per control loop.
     void reclaim();
     size_t size() const;
+    uint32_t capacity() const { return capacity_; }
+    // Key slots freed so far (deleted flows whose grace period is over): when it moves, a flow
+    // that found the table full may fit now.
+    uint64_t freed_slots() const { return freed_slots_; }
     // Retired → freed: the RCU grace period plus the wait for the next reclaim() call.
     const LatencyHistogram& reclaim_delay() const { return reclaim_delay_; }
 
@@ -71,6 +75,8 @@ class FlowTable {
     rte_rcu_qsbr_dq* retired_sets_ = nullptr;  // sets and key slots waiting for a grace period
     Rcu& rcu_;
     LatencyHistogram reclaim_delay_;
+    uint64_t freed_slots_ = 0;
+    uint32_t capacity_;
 };
 
 }  // namespace amt

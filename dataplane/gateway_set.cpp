@@ -76,7 +76,7 @@ void finish_tunnel_header(const TunnelHeader& t, uint8_t* out, uint16_t inner_le
     }
 }
 
-GatewaySetPtr GatewaySet::create(std::span<const TunnelHeader> tunnels) {
+GatewaySetPtr GatewaySet::create(std::span<const TunnelHeader> tunnels, uint32_t withheld) {
     const size_t head = (sizeof(GatewaySet) + alignof(TunnelHeader) - 1) / alignof(TunnelHeader) *
                         alignof(TunnelHeader);
     const size_t bytes = (head + tunnels.size() * sizeof(TunnelHeader) + 63) / 64 * 64;
@@ -84,6 +84,7 @@ GatewaySetPtr GatewaySet::create(std::span<const TunnelHeader> tunnels) {
     if (mem == nullptr) throw std::bad_alloc();
     auto* set = new (mem) GatewaySet();
     set->count_ = static_cast<uint32_t>(tunnels.size());
+    set->withheld_ = withheld;
     for (const TunnelHeader& t : tunnels) {
         set->min_tunnel_mtu_ = std::min(set->min_tunnel_mtu_, t.tunnel_mtu());
     }

@@ -4,6 +4,7 @@
 // the packet). Built by the control thread, read by workers under RCU, freed after a grace period.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -27,6 +28,17 @@ struct TunnelHeader {
     uint32_t udp_sum_base;  // pseudo-header + UDP header + AMT header, lengths zero
     uint32_t endpoint_id;   // the engine's EndpointId (for counters and removal)
 
+    // The gateway's address (control thread: where the header's destination MAC comes from).
+    IpAddress destination() const {
+        const uint8_t* ip = bytes + ethernet_header_size;
+        return family == Family::ipv4 ? IpAddress::v4_from_bytes(ip + 16)
+                                      : IpAddress::v6_from_bytes(ip + 24);
+    }
+    // A header whose next hop is not resolved yet carries the zero MAC: it is never published.
+    bool resolved() const {
+        return std::any_of(bytes, bytes + 6, [](uint8_t b) { return b != 0; });
+    }
+
     // Where the encapsulated packet may be at most this long (TMTU, checklist §2.10).
     uint16_t tunnel_mtu() const {
         const size_t overhead = size - ethernet_header_size;
@@ -48,11 +60,14 @@ void finish_tunnel_header(const TunnelHeader& t, uint8_t* out, uint16_t inner_le
 
 class GatewaySet {
   public:
+    // `withheld`: the flow's tunnels left out because their next hop is unresolved (the workers
+    // count their replicas as neighbor_unresolved).
     static std::unique_ptr<GatewaySet, void (*)(GatewaySet*)> create(
-        std::span<const TunnelHeader> tunnels);
+        std::span<const TunnelHeader> tunnels, uint32_t withheld = 0);
     static void destroy(GatewaySet* set);
 
     uint32_t size() const { return count_; }
+    uint32_t withheld() const { return withheld_; }
     // The smallest tunnel MTU of the set: a packet up to this long fits every tunnel.
     uint16_t min_tunnel_mtu() const { return min_tunnel_mtu_; }
     const TunnelHeader* begin() const { return tunnels_; }
@@ -62,6 +77,7 @@ class GatewaySet {
   private:
     GatewaySet() = default;
     uint32_t count_ = 0;
+    uint32_t withheld_ = 0;
     uint16_t min_tunnel_mtu_ = 0xffff;
     TunnelHeader* tunnels_ = nullptr;
 };

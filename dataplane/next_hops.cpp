@@ -68,19 +68,23 @@ size_t build_arp_frame(MutByteView out, uint16_t op, const MacAddress& sender_ma
 }
 
 size_t build_arp_request(MutByteView out, const MacAddress& own_mac, const IpAddress& own_ip,
-                         const IpAddress& target) {
-    return build_arp_frame(out, 1, own_mac, own_ip, {}, target);
+                         const IpAddress& target, const std::optional<MacAddress>& unicast) {
+    const size_t n = build_arp_frame(out, 1, own_mac, own_ip, {}, target);
+    if (n != 0 && unicast) std::memcpy(out.data(), unicast->data(), 6);  // target MAC stays zero
+    return n;
 }
 
 size_t build_neighbor_solicitation(MutByteView out, const MacAddress& own_mac,
-                                   const IpAddress& own_ip, const IpAddress& target) {
+                                   const IpAddress& own_ip, const IpAddress& target,
+                                   const std::optional<MacAddress>& unicast) {
     constexpr size_t ns_size = 32;  // NS (24) + Source Link-Layer Address option (8)
     constexpr size_t size = ethernet_header_size + ipv6_header_size + ns_size;
     if (out.size() < size || !own_ip.is_v6() || !target.is_v6()) return 0;
     const auto& t = target.canonical16();
     uint8_t group[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15]};
-    const IpAddress solicited = IpAddress::v6_from_bytes(group);
-    build_ethernet(out, {0x33, 0x33, 0xff, t[13], t[14], t[15]}, own_mac, ethertype_ipv6);
+    const IpAddress solicited = unicast ? target : IpAddress::v6_from_bytes(group);
+    build_ethernet(out, unicast ? *unicast : MacAddress{0x33, 0x33, 0xff, t[13], t[14], t[15]},
+                   own_mac, ethertype_ipv6);
     write_ipv6_header(out.subspan(ethernet_header_size), {.payload_length = ns_size,
                                                           .next_header = ip_proto_icmpv6,
                                                           .hop_limit = 255,

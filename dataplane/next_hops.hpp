@@ -44,11 +44,15 @@ size_t build_arp_frame(MutByteView out, uint16_t op, const MacAddress& sender_ma
                        const IpAddress& sender_ip, const MacAddress& target_mac,
                        const IpAddress& target_ip);
 
-// Frames the control thread sends to resolve a next hop: an ARP request, or an ICMPv6 Neighbor
-// Solicitation to the solicited-node group. Return the frame size or 0.
+// Frames the control thread sends to resolve a next hop or an on-link gateway: an ARP request
+// (broadcast), or an ICMPv6 Neighbor Solicitation to the solicited-node group. With `unicast`
+// (a PROBE of a cached entry, RFC 4861 §7.3.3) they go to that MAC and, for ND, to the target
+// address itself. Return the frame size or 0.
 size_t build_arp_request(MutByteView out, const MacAddress& own_mac, const IpAddress& own_ip,
-                         const IpAddress& target);
+                         const IpAddress& target,
+                         const std::optional<MacAddress>& unicast = std::nullopt);
 size_t build_neighbor_solicitation(MutByteView out, const MacAddress& own_mac,
-                                   const IpAddress& own_ip, const IpAddress& target);
+                                   const IpAddress& own_ip, const IpAddress& target,
+                                   const std::optional<MacAddress>& unicast = std::nullopt);
 
 }  // namespace amt

@@ -83,6 +83,22 @@ bool Worker::is_relay_address(const IpAddress& a) const {
     return std::find(d.begin(), d.end(), a) != d.end();
 }
 
+bool Worker::on_link(const IpAddress& a) const {
+    if (link_ != &setup_.downstream) return false;
+    for (const IpPrefix& p : setup_.on_link_prefixes) {
+        if (p.contains(a)) return true;
+    }
+    return false;
+}
+
+// A neighbour's ARP or ND message for the control thread's table; the original goes on (answered,
+// or to the kernel), so the kernel behind the exception port keeps learning too.
+void Worker::copy_to_control(const rte_mbuf* m) {
+    rte_mbuf* copy = rte_pktmbuf_copy(m, shared_.packet_pool, 0, UINT32_MAX);
+    if (copy == nullptr) return counters_.drop(DataplaneDrop::mbuf_exhausted);
+    to_control(copy);
+}
+
 void Worker::to_control(rte_mbuf* m) {
     if (rte_ring_enqueue(shared_.control_ring, m) != 0) {
         return drop(m, DataplaneDrop::control_ring_full);
@@ -218,8 +234,16 @@ void Worker::classify_ipv6(rte_mbuf* m, size_t l2) {
     const size_t total = ipv6_header_size + load_be16(ip + 4);
     const bool sane = total <= m->pkt_len - l2;
     const uint8_t next = ip[6];
-    if (sane && next == ip_proto_icmpv6)
+    if (sane && next == ip_proto_icmpv6 && avail >= ipv6_header_size + 24) {
         learn_next_hop_v6(rte_pktmbuf_mtod(m, const uint8_t*), ip, avail);
+        // An on-link gateway's NS (its source) or NA (its target) may carry its MAC.
+        const uint8_t type = ip[ipv6_header_size];
+        if ((type == icmpv6_neighbor_solicitation && on_link(IpAddress::v6_from_bytes(ip + 8))) ||
+            (type == icmpv6_neighbor_advertisement &&
+             on_link(IpAddress::v6_from_bytes(ip + ipv6_header_size + 8)))) {
+            copy_to_control(m);
+        }
+    }
     if (sane && next == ip_proto_icmpv6 && avail >= ipv6_header_size + 24 &&
         ip[ipv6_header_size] == icmpv6_neighbor_solicitation &&
         is_own_address(IpAddress::v6_from_bytes(ip + ipv6_header_size + 8))) {
@@ -317,7 +341,14 @@ void Worker::forward_multicast(rte_mbuf* m, size_t l2, Family family) {
     FlowHashKey sg, any_g;
     fill_keys(family, v4 ? ip + 12 : ip + 8, v4 ? ip + 16 : ip + 24, sg, any_g);
     const GatewaySet* set = shared_.flows.lookup(sg, any_g);
-    if (set == nullptr || set->size() == 0) return drop(m, DataplaneDrop::no_flow);
+    if (set == nullptr) return drop(m, DataplaneDrop::no_flow);
+    // One count per replica not made: its gateway's (or next hop's) MAC is not resolved yet.
+    if (set->withheld() != 0) counters_.drop(DataplaneDrop::neighbor_unresolved, set->withheld());
+    if (set->size() == 0) {
+        if (set->withheld() == 0) counters_.drop(DataplaneDrop::no_flow);
+        rte_pktmbuf_free(m);
+        return;
+    }
 
     // Router model (checklist §8.5): the inner TTL drops by one, once, before the fan-out.
     uint8_t& ttl = ip[v4 ? 8 : 7];
@@ -411,15 +442,16 @@ void Worker::handle_amt(rte_mbuf* m, size_t l2) {
     const uint8_t* ip = rte_pktmbuf_mtod_offset(m, const uint8_t*, l2);
     UdpDatagram udp;
     ProtocolCounters& pc = responder_.counters();
+    // One drop, one reason: what the codec or the protocol rejects is counted there only.
     if (ParseError e = parse_udp_datagram(ByteView(ip, m->data_len - l2), udp, true);
         e != ParseError::ok) {
         pc.malformed_input(e);
-        return drop(m, DataplaneDrop::amt_malformed_udp);
+        return rte_pktmbuf_free(m);
     }
     MessageType type;
     if (ParseError e = peek_message_type(udp.payload, type); e != ParseError::ok) {
         pc.malformed_input(e);
-        return drop(m, DataplaneDrop::amt_bad_type);
+        return rte_pktmbuf_free(m);
     }
     switch (type) {
         case MessageType::relay_discovery:
@@ -441,7 +473,7 @@ void Worker::handle_amt(rte_mbuf* m, size_t l2) {
         default:  // Advertisement, Query, Data: never reflected (checklist §2.1)
             pc.received[static_cast<size_t>(type)].add();
             pc.drop(DropReason::unexpected_message_type);
-            return drop(m, DataplaneDrop::amt_bad_type);
+            return rte_pktmbuf_free(m);
     }
 }
 
@@ -484,6 +516,8 @@ void Worker::answer_arp(rte_mbuf* m, size_t l2) {
         std::memcpy(sender.data(), arp + 8, 6);
         shared_.next_hops.v4.learn(sender);
     }
+    if (m->data_len >= l2 + arp_size && on_link(IpAddress::v4_from_bytes(arp + 14)))
+        copy_to_control(m);
     if (m->data_len < l2 + arp_size || load_be16(arp) != 1 ||
         load_be16(arp + 2) != ethertype_ipv4 || load_be16(arp + 6) != RTE_ARP_OP_REQUEST ||
         !is_own_address(IpAddress::v4_from_bytes(arp + 24))) {

@@ -6,6 +6,7 @@
 //     AMT Discovery / Request to a relay address          → answered here, MACs per burst
 //     AMT Update / Teardown                                → control ring
 //     ARP / Neighbor Solicitation for a relay address      → answered here
+//     ARP / NS / NA from an on-link gateway's address      → a copy to the control ring
 //     anything else                                        → exception path (TAP to the kernel)
 //   then flush TX and report a quiescent state to RCU.
 #pragma once
@@ -43,6 +44,9 @@ struct WorkerSetup {
     // Native multicast is accepted only from these sources (upstream.source_prefixes); with
     // one port and none listed, from nobody: the gateways' side must not inject streams.
     std::vector<IpPrefix> source_prefixes;
+    // downstream.prefixes: ARP and ND from these addresses go (copied) to the control thread,
+    // which resolves the gateways on the relay's own link.
+    std::vector<IpPrefix> on_link_prefixes;
     std::optional<uint16_t> exception_port;  // TAP toward the kernel, if configured
     uint16_t exception_tx_queue = 0;
     uint32_t rcu_thread_id = 0;
@@ -105,6 +109,8 @@ class Worker : private ReplySink {
     void answer_arp(rte_mbuf* m, size_t l2);
     void answer_neighbor_solicitation(rte_mbuf* m, size_t l2, size_t icmp_offset);
     void learn_next_hop_v6(const uint8_t* frame, const uint8_t* ip, size_t avail);
+    bool on_link(const IpAddress& a) const;
+    void copy_to_control(const rte_mbuf* m);
     void to_exception(rte_mbuf* m);
     void to_control(rte_mbuf* m);
     uint16_t poll_link(const WorkerLink& link, bool upstream);

@@ -21,13 +21,12 @@ namespace amt {
     X(mbuf_exhausted)            /* no mbuf for a replica or a reply */                            \
     X(tx_full)                   /* NIC TX queue full after the buffer flush */                    \
     X(control_ring_full)         /* Update/Teardown dropped: the control thread is behind */       \
-    X(amt_bad_type)              /* AMT type the relay does not accept on this path */             \
-    X(amt_malformed_udp)         /* AMT control datagram with bad IP/UDP lengths or checksum */    \
     X(exception_unavailable)     /* for the kernel, but no ports.exception (full: tx_full) */      \
     X(multicast_from_downstream) /* native multicast on the gateways' port (two ports) */          \
     X(multicast_source_not_allowed) /* source outside upstream.source_prefixes */                  \
     X(query_from_downstream)        /* IGMP/MLD query on the gateways' port (two ports) */         \
     X(query_source_not_allowed)     /* one port: querier outside upstream.source_prefixes */       \
+    X(neighbor_unresolved) /* replica to an on-link gateway or next hop whose MAC is unknown */    \
     X(unknown_ethertype)
 
 enum class DataplaneDrop : uint8_t { AMT_DATAPLANE_DROPS(AMT_ENUM_VALUE) count_ };

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "controlplane/control_socket.hpp"
+#include "dataplane/daemon/flow_refusal_log.hpp"
 #include "dataplane/daemon/relay_config.hpp"
 #include "dataplane/daemon/relay_control.hpp"
 #include "dataplane/daemon/relay_metrics.hpp"
@@ -76,6 +77,16 @@ void log_startup(const RelayConfig& c, Dataplane& dp) {
         spdlog::info("native multicast accepted from: {}{}", one_port ? "" : "the upstream port",
                      sources.empty() ? "" : (one_port ? "" : ", sources in ") + sources);
     }
+    spdlog::info("flow table {} entries; flow budgets: {} per source address, {} per endpoint",
+                 d.flow_table_size, e.limits.max_flows_per_source_ip,
+                 e.limits.max_flows_per_endpoint);
+    std::string on_link;
+    for (const IpPrefix& p : d.downstream_prefixes)
+        on_link += (on_link.empty() ? "" : ", ") + p.to_string();
+    if (!on_link.empty()) {
+        spdlog::info("gateways on the relay's link ({}) are resolved with ARP / ND (at most {})",
+                     on_link, d.max_neighbors);
+    }
     spdlog::info(
         "query interval {} s, membership timeout {} s, secret rotation {} s, teardown {}, asm {}",
         e.query_interval.count(), e.membership_timeout.count(), e.secret_rotation.count(),
@@ -83,24 +94,43 @@ void log_startup(const RelayConfig& c, Dataplane& dp) {
 }
 
 // Drop counters summarised at a bounded rate: input from the network is never logged per packet.
+// Records ignored and inner-header anomalies (checklist §8.4) are summarised the same way; each
+// anomaly names the last endpoint that sent it, so the operator can find the odd gateway.
 class DropSummary {
   public:
     void log_changes(Dataplane& dp) {
-        std::vector<DropCount> now = drop_counts(dp);
-        std::string line;
-        for (size_t i = 0; i < now.size(); ++i) {
-            const uint64_t before = i < last_.size() ? last_[i].value : 0;
-            if (now[i].value > before) {
-                line += fmt::format("{}{}={}", line.empty() ? "" : ", ", now[i].reason,
-                                    now[i].value - before);
-            }
-        }
-        if (!line.empty()) spdlog::warn("dropped since last summary: {}", line);
-        last_ = std::move(now);
+        const std::string dropped = changes(drop_counts(dp), last_drops_, nullptr);
+        if (!dropped.empty()) spdlog::warn("dropped since last summary: {}", dropped);
+        const std::string ignored = changes(ignored_record_counts(dp), last_ignored_, nullptr);
+        if (!ignored.empty()) spdlog::info("group records ignored since last summary: {}", ignored);
+        const RelayEngine& engine = dp.control().engine();
+        const std::string odd = changes(anomaly_counts(dp), last_anomalies_, [&](size_t i) {
+            return engine.last_anomaly_from(static_cast<InnerAnomaly>(i)).to_string();
+        });
+        if (!odd.empty())
+            spdlog::info("accepted Updates with odd inner headers since last summary: {}", odd);
     }
 
   private:
-    std::vector<DropCount> last_;
+    // "reason=N, ..." for the counts that rose; `from(i)`, if given, names who sent the last one.
+    template <typename Count, typename From>
+    static std::string changes(std::vector<Count> now, std::vector<Count>& last, From from) {
+        std::string line;
+        for (size_t i = 0; i < now.size(); ++i) {
+            const uint64_t before = i < last.size() ? last[i].value : 0;
+            if (now[i].value <= before) continue;
+            line += fmt::format("{}{}={}", line.empty() ? "" : ", ", now[i].reason,
+                                now[i].value - before);
+            if constexpr (!std::is_same_v<From, std::nullptr_t>)
+                line += fmt::format(" (last from {})", from(i));
+        }
+        last = std::move(now);
+        return line;
+    }
+
+    std::vector<DropCount> last_drops_;
+    std::vector<ReasonCount> last_ignored_;
+    std::vector<ReasonCount> last_anomalies_;
 };
 
 void reload(const std::string& path, Dataplane& dp, RelayControl& control) {
@@ -312,6 +342,7 @@ int main(int argc, char** argv) {
         spdlog::info("relay running (pid {})", getpid());
 
         DropSummary drops;
+        FlowRefusalLog flow_refusals;
         auto last_summary = std::chrono::steady_clock::now();
         auto last_socket_poll = last_summary;
         auto last_load_sample = last_summary;
@@ -336,6 +367,8 @@ int main(int argc, char** argv) {
             state.maybe_snapshot(now.time_since_epoch());
             if (now - last_summary >= std::chrono::seconds(config.drop_log_interval_seconds)) {
                 drops.log_changes(dp);
+                for (const FlowRefusalLog::Line& l : flow_refusals.since_last(dp))
+                    spdlog::log(l.warning ? spdlog::level::warn : spdlog::level::info, l.text);
                 last_summary = now;
             }
         }

@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -201,6 +202,11 @@ void parse_af_xdp(const toml::table& root, const std::string& origin, RelayConfi
             "in AF_XDP mode the kernel receives ARP and ND, so the relay cannot resolve it: "
             "give downstream.next_hop_mac / next_hop_v6_mac (see `ip neigh show`)");
     }
+    if (!d.downstream_prefixes.empty()) {
+        s.fail("downstream.prefixes",
+               "in AF_XDP mode the kernel receives ARP and ND, so the relay cannot resolve "
+               "on-link gateways: leave it out (replicas go to downstream.next_hop_mac)");
+    }
     // DPDK 22.11's AF_XDP TX cannot send chained mbufs: replicas are copies.
     d.replication.chaining = false;
     // The --vdev is added at start-up (af_xdp_queues() asks the interface for its channels).
@@ -352,6 +358,9 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
                    100'000'000);
     limits.integer("max_groups_per_endpoint", e.limits.max_groups_per_endpoint, 1, 65535);
     limits.integer("max_sources_per_group", e.limits.max_sources_per_group, 1, 65535);
+    e.limits.max_flows_per_endpoint = e.limits.max_flows_per_source_ip = 0;  // 0: not in the file
+    limits.integer("max_flows_per_endpoint", e.limits.max_flows_per_endpoint, 1, 16'777'216);
+    limits.integer("max_flows_per_source_ip", e.limits.max_flows_per_source_ip, 1, 16'777'216);
     limits.number("replies_per_second_per_source_ip", e.limits.replies_per_second_per_source_ip,
                   0.001);
     limits.number("reply_burst_per_source_ip", e.limits.reply_burst_per_source_ip, 1);
@@ -365,6 +374,8 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     down.mac("next_hop_mac", d.next_hop_v4_mac);
     down.address("next_hop_v6", d.next_hop_v6);
     down.mac("next_hop_v6_mac", d.next_hop_v6_mac);
+    down.prefixes("prefixes", d.downstream_prefixes);
+    down.integer("max_neighbors", d.max_neighbors, 1, 1'048'576);
     down.integer("pmtu", d.pmtu, 0, 9216);
     down.integer("outer_ttl", d.outer_ttl, 1, 255);
     bool zero_checksum = !d.replication.udp_checksum;
@@ -375,6 +386,18 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
         down.fail("downstream.next_hop", "must be an IPv4 address (use next_hop_v6 for IPv6)");
     if (d.next_hop_v6 && !d.next_hop_v6->is_v6())
         down.fail("downstream.next_hop_v6", "must be an IPv6 address");
+    // The relay asks on-link gateways for their MAC from one of its own addresses.
+    for (const IpPrefix& p : d.downstream_prefixes) {
+        const Family f = p.address.family();
+        if (std::none_of(e.relay_addresses.begin(), e.relay_addresses.end(),
+                         [f](const IpAddress& a) { return a.family() == f; })) {
+            down.fail("downstream.prefixes: \"" + p.to_string() + "\"",
+                      std::string("relay.addresses has no ") +
+                          (f == Family::ipv4 ? "IPv4" : "IPv6") +
+                          " address to send ARP / Neighbor Solicitations from: add one, or "
+                          "remove the prefix");
+        }
+    }
 
     Section up(root, "upstream", origin);
     up.addresses("addresses", d.upstream_addresses);
@@ -389,6 +412,12 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     dp.integer("control_ring_size", d.control_ring_size, 64, 1'048'576);
     dp.integer("copy_threshold", d.replication.copy_threshold, 0, 9216);
     dp.reject_unknown();
+    // Flow budgets the file does not set follow the table: one address may hold a 16th of it,
+    // one endpoint a 64th, so no one address fills it (README, configuration reference).
+    if (e.limits.max_flows_per_source_ip == 0)
+        e.limits.max_flows_per_source_ip = std::max(1u, d.flow_table_size / 16);
+    if (e.limits.max_flows_per_endpoint == 0)
+        e.limits.max_flows_per_endpoint = std::max(1u, d.flow_table_size / 64);
 
     Section log(root, "log", origin);
     if (log.string("level", c.log_level)) {

@@ -100,6 +100,7 @@ json RelayControl::status(Time now) {
         {"endpoints_limit", config.limits.max_endpoints},
         {"groups", g.groups.load()},
         {"flows", g.flows.load()},
+        {"flows_unpublished", g.flows_unpublished.load()},
         {"upstream_groups", g.upstream_groups.load()},
         {"multicast_packets",
          sum_workers(dp_, [](const WorkerCounters& c) { return c.multicast_in.value(); })},
@@ -166,6 +167,7 @@ json RelayControl::groups(const json& request) {
         list.push_back({{"source", flow_source(key)},
                         {"group", key.group.to_string()},
                         {"tunnels", members},
+                        {"forwarding", control.publisher().forwarding(key)},
                         {"joined_upstream", control.upstream().joined(key)}});
     }
     return {{"total", flows.size()}, {"groups", std::move(list)}};

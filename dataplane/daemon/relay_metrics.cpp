@@ -68,11 +68,12 @@ MetricFamily histogram(std::string name, std::string help, const LatencyHistogra
 }
 
 // The protocol counters of every thread that handles AMT messages: the workers' responders, the
-// engine and the engine's own responder.
+// engine and the engine's own responder; and the control thread's for upstream queries.
 template <typename Fn>
 uint64_t sum_protocol(Dataplane& dp, Fn&& field) {
     const RelayEngine& engine = dp.control().engine();
-    uint64_t v = field(engine.counters()) + field(engine.responder_counters());
+    uint64_t v = field(engine.counters()) + field(engine.responder_counters()) +
+                 field(dp.control().query_counters());
     for (size_t w = 0; w < dp.worker_count(); ++w)
         v += field(*dp.worker(w).counters().protocol);
     return v;
@@ -97,6 +98,7 @@ std::vector<DropCount> drop_counts(Dataplane& dp) {
              sum_protocol(dp, [i](const ProtocolCounters& c) { return c.malformed[i].value(); })});
     }
     for (size_t i = 0; i < drop_reason_count; ++i) {
+        if (ignores_a_record(static_cast<DropReason>(i))) continue;  // not a packet
         out.push_back(
             {"protocol", to_string(static_cast<DropReason>(i)),
              sum_protocol(dp, [i](const ProtocolCounters& c) { return c.dropped[i].value(); })});
@@ -105,6 +107,27 @@ std::vector<DropCount> drop_counts(Dataplane& dp) {
         out.push_back(
             {"dataplane", to_string(static_cast<DataplaneDrop>(i)),
              sum_workers(dp, [i](const WorkerCounters& c) { return c.dropped[i].value(); })});
+    }
+    return out;
+}
+
+std::vector<ReasonCount> ignored_record_counts(Dataplane& dp) {
+    std::vector<ReasonCount> out;
+    for (size_t i = 0; i < drop_reason_count; ++i) {
+        if (!ignores_a_record(static_cast<DropReason>(i))) continue;
+        out.push_back(
+            {to_string(static_cast<DropReason>(i)),
+             sum_protocol(dp, [i](const ProtocolCounters& c) { return c.dropped[i].value(); })});
+    }
+    return out;
+}
+
+std::vector<ReasonCount> anomaly_counts(Dataplane& dp) {
+    std::vector<ReasonCount> out;
+    for (size_t i = 0; i < inner_anomaly_count; ++i) {
+        out.push_back(
+            {to_string(static_cast<InnerAnomaly>(i)),
+             sum_protocol(dp, [i](const ProtocolCounters& c) { return c.anomalies[i].value(); })});
     }
     return out;
 }
@@ -156,7 +179,12 @@ RelayMetrics::RelayMetrics(Dataplane& dp)
       start_time_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
                       .count()),
       last_cycles_(dp.worker_count()),
-      busy_ratio_(std::make_unique<std::atomic<double>[]>(dp.worker_count())) {}
+      busy_ratio_(std::make_unique<std::atomic<double>[]>(dp.worker_count())) {
+    for (const uint16_t id : {dp.port().id(), dp.upstream_port().id()}) {
+        if (!kernel_drops_.contains(id))
+            kernel_drops_.emplace(id, std::make_unique<AfPacketDrops>(id));
+    }
+}
 
 void RelayMetrics::sample_worker_load() {
     for (size_t w = 0; w < dp_.worker_count(); ++w) {
@@ -184,7 +212,9 @@ void RelayMetrics::collect_ports(std::vector<MetricFamily>& out) const {
         {"amt_port_tx_bytes_total", "Bytes sent by the port", &rte_eth_stats::obytes},
         {"amt_port_rx_errors_total", "Erroneous packets received", &rte_eth_stats::ierrors},
         {"amt_port_tx_errors_total", "Packets the port failed to send", &rte_eth_stats::oerrors},
-        {"amt_port_rx_missed_total", "Packets the NIC dropped: RX queues full (workers behind)",
+        {"amt_port_rx_missed_total",
+         "Packets the NIC (net_af_packet: the kernel socket) dropped: RX queues full (workers "
+         "behind)",
          &rte_eth_stats::imissed},
         {"amt_port_rx_nombuf_total", "RX mbuf allocation failures", &rte_eth_stats::rx_nombuf},
     }};
@@ -199,6 +229,9 @@ void RelayMetrics::collect_ports(std::vector<MetricFamily>& out) const {
     for (const auto& [role, id] : ports) {
         rte_eth_stats stats{};
         if (rte_eth_stats_get(id, &stats) != 0) continue;
+        // net_af_packet: frames its sockets' rings had no room for are missed as well.
+        if (const auto k = kernel_drops_.find(id); k != kernel_drops_.end())
+            stats.imissed += k->second->total();
         char device[RTE_ETH_NAME_MAX_LEN] = "";
         rte_eth_dev_get_name_by_port(id, device);
         for (size_t i = 0; i < fields.size(); ++i) {
@@ -261,7 +294,8 @@ void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
     total("amt_exception_packets_total", "Packets passed to the kernel through the exception port",
           [](const WorkerCounters& c) { return c.exception_packets.value(); });
     total("amt_control_ring_enqueued_total",
-          "Updates, Teardowns and router queries the workers passed to the control thread",
+          "Updates, Teardowns, router queries and on-link ARP/ND the workers passed to the "
+          "control thread",
           [](const WorkerCounters& c) { return c.control_to_ring.value(); });
 }
 
@@ -274,6 +308,21 @@ void RelayMetrics::collect_protocol(std::vector<MetricFamily>& out) const {
             {{"reason", std::string(d.reason)}, {"stage", std::string(d.stage)}});
     }
     out.push_back(std::move(drops));
+    MetricFamily ignored = family("amt_ignored_records_total",
+                                  "Group records of accepted Membership Updates that were ignored "
+                                  "in whole or in part (not packets: the Update was applied)",
+                                  MetricType::Counter);
+    for (const ReasonCount& r : ignored_record_counts(dp_))
+        add(ignored, static_cast<double>(r.value), {{"reason", std::string(r.reason)}});
+    out.push_back(std::move(ignored));
+    MetricFamily anomalies =
+        family("amt_accepted_anomalies_total",
+               "Accepted Membership Updates whose encapsulated IP header deviates from RFC "
+               "3376/3810 (accepted, not dropped), by anomaly",
+               MetricType::Counter);
+    for (const ReasonCount& r : anomaly_counts(dp_))
+        add(anomalies, static_cast<double>(r.value), {{"anomaly", std::string(r.reason)}});
+    out.push_back(std::move(anomalies));
 
     MetricFamily messages =
         family("amt_messages_total", "AMT control messages by type and direction (Data excluded)",
@@ -313,6 +362,34 @@ void RelayMetrics::collect_protocol(std::vector<MetricFamily>& out) const {
     out.push_back(std::move(fallback));
 }
 
+namespace {
+// Gateways on the relay's own link (downstream.prefixes): the neighbour table and its ARP / ND.
+void collect_neighbors(const NeighborCounters& n, std::vector<MetricFamily>& out) {
+    MetricFamily states = family(
+        "amt_neighbors", "On-link gateways in the neighbour table, by state", MetricType::Gauge);
+    for (size_t i = 0; i < neighbor_state_count; ++i) {
+        add(states, static_cast<double>(n.states[i].load(std::memory_order_relaxed)),
+            {{"state", std::string(neighbor_state_names[i])}});
+    }
+    out.push_back(std::move(states));
+    MetricFamily messages =
+        family("amt_neighbor_messages_total",
+               "ARP and Neighbor Discovery messages for on-link gateways", MetricType::Counter);
+    for (size_t t = 0; t < neighbor_message_count; ++t) {
+        const std::string type(neighbor_message_names[t]);
+        add(messages, static_cast<double>(n.messages[t][0].value()),
+            {{"direction", "received"}, {"type", type}});
+        add(messages, static_cast<double>(n.messages[t][1].value()),
+            {{"direction", "sent"}, {"type", type}});
+    }
+    out.push_back(std::move(messages));
+    out.push_back(single("amt_neighbor_table_full_total",
+                         "On-link gateways that waited for an entry: every one of "
+                         "downstream.max_neighbors in use",
+                         MetricType::Counter, static_cast<double>(n.table_full.value())));
+}
+}  // namespace
+
 void RelayMetrics::collect_control(std::vector<MetricFamily>& out) const {
     const ControlGauges& g = dp_.control().gauges();
     const auto value = [](const std::atomic<uint64_t>& a) {
@@ -338,13 +415,18 @@ void RelayMetrics::collect_control(std::vector<MetricFamily>& out) const {
     counter("amt_expired_endpoints_total", "Endpoints dropped because they stopped refreshing",
             value(g.expired_endpoints));
     counter("amt_flow_publish_failures_total",
-            "Flows that could not be published (flow table full: raise dataplane.flow_table_size)",
+            "Flows that found the flow table full (each counted once until published)",
             value(g.publish_failures));
+    gauge("amt_flows_unpublished",
+          "Flows with members that are not in the flow table (it was full): they forward "
+          "nothing until deleted flows free a slot",
+          value(g.flows_unpublished));
     gauge("amt_draining", "1 while the operator drains the relay (amtctl drain on)",
           g.draining.load(std::memory_order_relaxed) ? 1 : 0);
     gauge("amt_refusing_new_gateways",
           "1 while Queries carry the L flag (draining, or at the endpoint limit)",
           g.refusing.load(std::memory_order_relaxed) ? 1 : 0);
+    collect_neighbors(dp_.control().neighbors().counters(), out);
     out.push_back(histogram("amt_flow_publish_latency_seconds",
                             "From a membership change to its flow table entry being visible "
                             "to the workers (age of a publish batch's oldest edit)",

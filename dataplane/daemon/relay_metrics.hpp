@@ -10,10 +10,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string_view>
 #include <vector>
 
+#include "dataplane/af_packet_drops.hpp"
 #include "dataplane/daemon/state_file.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/xdp_steering.hpp"
@@ -29,6 +31,16 @@ struct DropCount {
     uint64_t value;
 };
 std::vector<DropCount> drop_counts(Dataplane& dp);
+
+// Counts that are not drops: group records of accepted Updates ignored, by DropReason
+// (amt_ignored_records_total), and accepted Updates with odd inner headers, by InnerAnomaly
+// (amt_accepted_anomalies_total).
+struct ReasonCount {
+    std::string_view reason;
+    uint64_t value;
+};
+std::vector<ReasonCount> ignored_record_counts(Dataplane& dp);
+std::vector<ReasonCount> anomaly_counts(Dataplane& dp);
 
 // The XDP steering program's per-CPU counters, summed (AF_XDP mode only).
 prometheus::MetricFamily xdp_family(const XdpCounters& counters);
@@ -62,6 +74,7 @@ class RelayMetrics : public prometheus::Collectable {
     std::vector<std::function<void(std::vector<prometheus::MetricFamily>&)>> sources_;
     std::vector<std::pair<uint64_t, uint64_t>> last_cycles_;  // busy, idle at the last sample
     std::unique_ptr<std::atomic<double>[]> busy_ratio_;
+    std::map<uint16_t, std::unique_ptr<AfPacketDrops>> kernel_drops_;  // by port id
 };
 
 }  // namespace amt

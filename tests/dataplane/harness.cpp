@@ -161,7 +161,7 @@ TestRelay::TestRelay(const std::string& name, uint16_t workers, const EngineConf
     config.workers = workers;
     config.packet_mbufs = 4095;
     config.header_mbufs = 4095;
-    config.flow_table_size = 4096;
+    if (config.flow_table_size == DataplaneConfig{}.flow_table_size) config.flow_table_size = 4096;
     if (!config.next_hop_v4) config.next_hop_v4_mac = gateway_mac;
     if (!config.next_hop_v6) config.next_hop_v6_mac = gateway_mac;
     config.engine = engine;

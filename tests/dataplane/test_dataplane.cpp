@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/checksum.hpp"
+#include "dataplane/daemon/relay_metrics.hpp"
 #include "harness.hpp"
 
 using namespace amt;
@@ -664,6 +665,23 @@ TEST(Dataplane, QueriesFromTheGatewaysPortAreNotAnsweredWhenThereIsAnUpstreamPor
     relay.advance(std::chrono::milliseconds(200));
     relay.step();
     EXPECT_EQ(answers_for_g1(relay.upstream().sent()), 1u) << "the upstream querier is answered";
+}
+
+// Issue 18, item 5: a malformed query from the upstream querier was dropped without a count.
+TEST(Dataplane, MalformedUpstreamQueryIsCountedOnceUnderItsReason) {
+    TestRelay relay("qbad");
+    const auto drops = [&](std::string_view reason) {
+        uint64_t n = 0;
+        for (const DropCount& d : drop_counts(relay.dp()))
+            n += reason.empty() || d.reason == reason ? d.value : 0;
+        return n;
+    };
+    Frame query = general_query_from(*IpAddress::parse("198.51.100.1"));
+    query[ethernet_header_size + 24 + 2] ^= 0xff;  // the IGMP checksum
+    relay.nic().inject(query);
+    relay.step();
+    EXPECT_EQ(drops("igmp_bad_checksum"), 1u);
+    EXPECT_EQ(drops(""), 1u) << "one drop, one reason";
 }
 
 // One port: a query counts only from a querier in upstream.source_prefixes.

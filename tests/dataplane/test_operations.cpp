@@ -232,3 +232,141 @@ TEST(Operations, SecretRotationKeepsHandshakesInFlightAndIsCounted) {
     EXPECT_EQ(s.sum("amt_secret_rotations_total"), 1);
     EXPECT_EQ(s.sum("amt_mac_fallback_accepted_total", {{"via", "previous_secret"}}), 1);
 }
+
+namespace {
+
+// A Membership Update datagram whose encapsulated IPv4 header is rebuilt from `report` with
+// `ttl`, destination `dst` and IP options `options` (IGMP message unchanged).
+Frame with_inner_ipv4(const Frame& report, uint8_t ttl, const IpAddress& dst, Frame options) {
+    const size_t ihl = size_t{report[0] & 0x0fu} * 4;
+    const ByteView igmp(report.data() + ihl, report.size() - ihl);
+    Frame out(ipv4_header_size + options.size() + igmp.size());
+    write_ipv4_header(out, {.total_length = static_cast<uint16_t>(out.size()),
+                            .ttl = ttl,
+                            .protocol = ip_proto_igmp,
+                            .src = 0,
+                            .dst = dst.v4_value(),
+                            .options = ByteView(options)});
+    std::copy(igmp.begin(), igmp.end(), out.begin() + ipv4_header_size + options.size());
+    return out;
+}
+
+const Frame router_alert = {0x94, 0x04, 0x00, 0x00};
+const IpAddress igmpv3_routers = *IpAddress::parse("224.0.0.22");
+
+}  // namespace
+
+// Issue 18, item 5: one dropped packet, one reason. Bad AMT input used to count once in a worker
+// reason (amt_bad_type, amt_malformed_udp) and again under its parse or protocol reason, and
+// amtctl status summed both. Now the drop counters rise by exactly the packets sent, per kind.
+TEST(Operations, EachDroppedPacketCountsOnceUnderOneReason) {
+    TestRelay relay("ops_one_reason");
+    RelayMetrics metrics(relay.dp());
+    RelayControl control(relay.dp(), {});
+    const auto frame = [&](Frame payload) {
+        return udp_frame(relay.relay_mac(), router_mac, gw(1), relay.relay_v4(), ByteView(payload));
+    };
+    Frame request(8);
+    build_request(request, {.nonce = 7, .flags = 0});
+    Frame bad_checksum = frame(request);
+    bad_checksum[ethernet_header_size + ipv4_header_size + 7] ^= 0x01;
+    Frame advertisement(12);
+    build_advertisement(advertisement, {.nonce = 7, .relay = relay.relay_v4().ip});
+    const std::vector<std::pair<std::string, Frame>> kinds = {
+        {"bad_udp_checksum", bad_checksum},
+        {"bad_version", frame({0x13, 0, 0, 0, 0, 0, 0, 7})},
+        {"unknown_type", frame({0x08, 0, 0, 0, 0, 0, 0, 7})},
+        {"empty_message", frame({})},
+        {"truncated_message", frame({0x03, 0, 0, 0})},
+        {"unexpected_message_type", frame(advertisement)},
+    };
+    constexpr int n = 7;
+    for (const auto& [reason, bad] : kinds) {
+        Scrape before(metrics);
+        const json status_before = control.handle({{"command", "status"}}, relay.now());
+        for (int i = 0; i < n; ++i)
+            relay.nic().inject(bad);
+        relay.step();
+        Scrape after(metrics);
+        const json status_after = control.handle({{"command", "status"}}, relay.now());
+        EXPECT_EQ(after.sum("amt_dropped_packets_total", {{"reason", reason}}) -
+                      before.sum("amt_dropped_packets_total", {{"reason", reason}}),
+                  n)
+            << reason;
+        EXPECT_EQ(after.sum("amt_dropped_packets_total") - before.sum("amt_dropped_packets_total"),
+                  n)
+            << reason << ": every drop counted once, under one reason";
+        EXPECT_EQ(status_after["dropped"].get<int>() - status_before["dropped"].get<int>(), n)
+            << reason << ": amtctl status";
+        EXPECT_EQ(status_after["dropped"].get<double>(), after.sum("amt_dropped_packets_total"))
+            << "amtctl status sums the drop family";
+    }
+}
+
+// Issue 18, item 5: records of an accepted Update that are ignored are not dropped packets: they
+// count in amt_ignored_records_total, once per record (here: bad sources and the source limit in
+// one record, a record over the group limit with bad sources), never in the drop family.
+TEST(Operations, IgnoredRecordsAreNotDroppedPackets) {
+    EngineConfig engine = TestRelay::default_engine();
+    engine.limits.max_sources_per_group = 1;
+    engine.limits.max_groups_per_endpoint = 1;
+    TestRelay relay("ops_ignored_records", 1, engine);
+    RelayMetrics metrics(relay.dp());
+    Frame buf(1500);
+    ReportBuilder b(buf, Family::ipv4);
+    const IpAddress loopback = *IpAddress::parse("127.0.0.1"),
+                    S2 = *IpAddress::parse("198.51.100.8");
+    b.add_record(RecordType::allow_new_sources, G1, std::vector<IpAddress>{S1, S2, loopback});
+    b.add_record(RecordType::allow_new_sources, G2, std::vector<IpAddress>{S1, loopback});
+    buf.resize(b.finish());
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(), buf));
+    relay.dp().control().update_gauges();
+    Scrape s(metrics);
+    EXPECT_EQ(s.sum("amt_dropped_packets_total"), 0) << "the Update was accepted";
+    EXPECT_EQ(s.sum("amt_ignored_records_total", {{"reason", "source_limit"}}), 1);
+    EXPECT_EQ(s.sum("amt_ignored_records_total", {{"reason", "group_limit"}}), 1);
+    EXPECT_EQ(s.sum("amt_ignored_records_total"), 2) << "one reason per record";
+    EXPECT_EQ(s.sum("amt_flows"), 1);
+}
+
+// Issue 18, item 6 (checklist §8.4): Updates whose inner header lacks the Router Alert, has a TTL
+// other than 1 or an unexpected destination are accepted (the gateway joins) and counted by
+// anomaly; a correct one counts nothing; a Router Alert of 3 octets is a malformed option.
+TEST(Operations, InnerHeaderAnomaliesAreAcceptedAndCounted) {
+    const Frame good = TestRelay::report(RecordType::allow_new_sources, G1, {S1});
+    struct Case {
+        std::string anomaly;  // "" = none expected
+        Frame report;
+    };
+    const std::vector<Case> cases = {
+        {"", with_inner_ipv4(good, 1, igmpv3_routers, router_alert)},
+        {"missing_router_alert", with_inner_ipv4(good, 1, igmpv3_routers, {})},
+        {"missing_router_alert", with_inner_ipv4(good, 1, igmpv3_routers, {0, 0, 0, 0})},  // VLC
+        {"ttl_not_1", with_inner_ipv4(good, 64, igmpv3_routers, router_alert)},
+        {"unexpected_destination", with_inner_ipv4(good, 1, G1, router_alert)},
+    };
+    int i = 0;
+    for (const Case& c : cases) {
+        TestRelay relay("ops_anomaly" + std::to_string(i++));
+        RelayMetrics metrics(relay.dp());
+        ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(), c.report));
+        relay.dp().control().update_gauges();
+        Scrape s(metrics);
+        EXPECT_EQ(s.sum("amt_flows"), 1) << c.anomaly << ": accepted";
+        EXPECT_EQ(s.sum("amt_accepted_anomalies_total"), c.anomaly.empty() ? 0 : 1) << c.anomaly;
+        if (!c.anomaly.empty()) {
+            EXPECT_EQ(s.sum("amt_accepted_anomalies_total", {{"anomaly", c.anomaly}}), 1);
+        }
+        EXPECT_EQ(s.sum("amt_dropped_packets_total"), 0) << c.anomaly;
+    }
+
+    TestRelay relay("ops_anomaly_ra3");
+    RelayMetrics metrics(relay.dp());
+    ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(),
+                           with_inner_ipv4(good, 1, igmpv3_routers, {0x94, 0x03, 0x00, 0x00})));
+    relay.dp().control().update_gauges();
+    Scrape s(metrics);
+    EXPECT_EQ(s.sum("amt_dropped_packets_total", {{"reason", "inner_bad_option"}}), 1)
+        << "Router Alert of length 3: strict IPv4 options";
+    EXPECT_EQ(s.sum("amt_flows"), 0);
+}

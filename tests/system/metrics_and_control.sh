@@ -72,8 +72,8 @@ pass "alert rules and the Grafana dashboard check out against the scrape"
 "${CTL[@]}" tunnels >"$WORK/tunnels.txt"
 [ "$(grep -c "10.0.2.1:" "$WORK/tunnels.txt")" -eq 2 ] || fail "amtctl tunnels: $(cat "$WORK/tunnels.txt")"
 "${CTL[@]}" groups >"$WORK/groups.txt"
-grep -Eq "^$SOURCE_IP +$GROUP +2 +yes" "$WORK/groups.txt" || fail "amtctl groups: $(cat "$WORK/groups.txt")"
-pass "amtctl tunnels and groups show both gateways on ($SOURCE_IP,$GROUP), joined upstream"
+grep -Eq "^$SOURCE_IP +$GROUP +2 +yes +yes" "$WORK/groups.txt" || fail "amtctl groups: $(cat "$WORK/groups.txt")"
+pass "amtctl tunnels and groups show both gateways on ($SOURCE_IP,$GROUP), forwarding and joined upstream"
 
 flags() { in_ns nat /usr/bin/python3 "$PROBE" query-flags "$RELAY_IP"; }
 [ "$(flags)" = '{"l": false, "g": false}' ] || fail "Query flags before drain: $(flags)"

@@ -135,6 +135,15 @@ start_video() {
         "udp://${VIDEO_GROUP:-$GROUP}:5000?pkt_size=1316&ttl=8"
 }
 
+# The same with H.264/AAC (what browsers play): a keyframe every second so a player starts fast.
+start_h264_video() {
+    local seconds=$1
+    spawn src ffmpeg ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi \
+        -i testsrc=size=320x240:rate=25 -f lavfi -i sine -c:v libx264 -preset ultrafast \
+        -tune zerolatency -g 25 -b:v 500k -c:a aac -b:a 64k -f mpegts -flush_packets 0 \
+        -t "$seconds" "udp://${VIDEO_GROUP:-$GROUP}:5000?pkt_size=1316&ttl=8"
+}
+
 # start_gateway N DURATION [--discover] [amtgw options...]: amtgw in namespace gwN; its status in
 # $WORK/gatewayN.log, its stream in $WORK/gwN.ts unless --output is given; pid in LAST_PID. It is
 # given the relay's address, or with --discover finds it by Discovery to that address. Without

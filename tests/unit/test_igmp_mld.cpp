@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <ostream>
 #include <random>
+#include <set>
 #include <string_view>
 #include <vector>
 
@@ -637,6 +638,47 @@ TEST(Report, LooseHeaderFieldsAreReportedNotRejected) {
     EXPECT_TRUE(r.router_alert);
 }
 
+// Checklist §8.4 (issue 18, item 6): what is accepted but odd is named, per message kind.
+TEST(Report, InnerAnomaliesPerKind) {
+    const auto anomalies = [](const Bytes& d) {
+        MembershipReport r;
+        EXPECT_EQ(parse_membership_report(d, r), ParseError::ok);
+        std::set<std::string_view> out;
+        const uint8_t bits = inner_anomalies(r);
+        for (size_t i = 0; i < inner_anomaly_count; ++i) {
+            if (bits & (1u << i)) out.insert(to_string(static_cast<InnerAnomaly>(i)));
+        }
+        return out;
+    };
+    using Names = std::set<std::string_view>;
+    const IpAddress g4 = ip("239.1.1.1"), g6 = ip("ff3e::1");
+    // As RFC 3376 / 3810 send them: nothing to report.
+    EXPECT_EQ(anomalies(make_v4(report_message(0x22, 0))), Names{});
+    EXPECT_EQ(anomalies(make_v6(report_message(143, 0))), Names{});
+    EXPECT_EQ(anomalies(make_v4(v2_message(0x16, g4), {.dst = 0xef010101})), Names{});
+    EXPECT_EQ(anomalies(make_v4(v2_message(0x17, g4), {.dst = 0xe0000002})), Names{});
+    EXPECT_EQ(anomalies(make_v4(v2_message(0x17, g4), {.dst = 0xef010101})), Names{});
+    EXPECT_EQ(anomalies(make_v6(v2_message(131, g6), {.dst = g6})), Names{});
+    EXPECT_EQ(anomalies(make_v6(v2_message(132, g6), {.dst = ip("ff02::2")})), Names{});
+    // Each anomaly alone, then all three.
+    EXPECT_EQ(anomalies(make_v4(report_message(0x22, 0), {.options = {}})),
+              Names{"missing_router_alert"});
+    EXPECT_EQ(anomalies(make_v4(report_message(0x22, 0), {.options = {0, 0, 0, 0}})),
+              Names{"missing_router_alert"});  // VLC's all-zero option word
+    EXPECT_EQ(anomalies(make_v6(report_message(143, 0), {.next_header = 58, .ext = {}})),
+              Names{"missing_router_alert"});
+    EXPECT_EQ(anomalies(make_v4(report_message(0x22, 0), {.ttl = 64})), Names{"ttl_not_1"});
+    EXPECT_EQ(anomalies(make_v6(report_message(143, 0), {.hop_limit = 255})), Names{"ttl_not_1"});
+    EXPECT_EQ(anomalies(make_v4(report_message(0x22, 0), {.dst = 0xe0000001})),
+              Names{"unexpected_destination"});
+    EXPECT_EQ(anomalies(make_v6(report_message(143, 0), {.dst = ip("ff02::1")})),
+              Names{"unexpected_destination"});
+    EXPECT_EQ(anomalies(make_v4(v2_message(0x16, g4), {.dst = 0xe0000016})),
+              Names{"unexpected_destination"});
+    EXPECT_EQ(anomalies(make_v4(report_message(0x22, 0), {.options = {}, .ttl = 2, .dst = 1})),
+              (Names{"missing_router_alert", "ttl_not_1", "unexpected_destination"}));
+}
+
 // ============================================================================================
 // Checklist §6 item 13: inner IP header
 // ============================================================================================
@@ -725,7 +767,9 @@ TEST(Malformed, Item13_Ipv4MalformedOptions) {
         {0x94, 0x00, 0x00, 0x00},  // length 0
         {0x94, 0x01, 0x00, 0x00},  // length 1
         {0x94, 0x08, 0x00, 0x00},  // length beyond the header
-        {0x01, 0x01, 0x01, 0x94},  // type in the last octet, no length
+        {0x94, 0x03, 0x00, 0x00},  // Router Alert of 3 octets: it has 4 (RFC 2113; issue 18)
+        {0x94, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00},  // ... or of 6
+        {0x01, 0x01, 0x01, 0x94},                          // type in the last octet, no length
         {0x07, 0x07, 0x04, 0x00, 0x00, 0x00, 0x00, 0x83, 0x09, 0x00, 0x00, 0x00},  // 2nd overruns
     };
     for (const Bytes& opts : bad_options) {
@@ -784,6 +828,12 @@ TEST(Malformed, Item13_Ipv6MissingHopByHopAccepted) {
     EXPECT_FALSE(r.router_alert);
     EXPECT_EQ(r.datagram_length, d.size());
     EXPECT_EQ(read_records(r).size(), 1u);
+}
+
+TEST(Malformed, Item13_Ipv6RouterAlertOfWrongLength) {
+    // Hop-by-Hop: Router Alert with 3 octets of value (RFC 2711 gives it 2), then Pad1.
+    const Bytes ext = {0x3a, 0x00, 0x05, 0x03, 0x00, 0x00, 0x00, 0x00};
+    EXPECT_EQ(parse(make_v6(report_message(143, 0), {.ext = ext})), ParseError::inner_bad_option);
 }
 
 TEST(Malformed, Item13_Ipv6TwoHopByHopHeaders) {

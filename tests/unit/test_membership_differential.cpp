@@ -761,7 +761,46 @@ class Harness {
                       << db.group_count() << " groups, " << db.flow_count() << " flows; expected "
                       << live << ", " << groups_held.size() << ", " << view_.flows.size();
         }
+        check_flow_budget_accounting(problem);
         return out.str();
+    }
+
+    // The flows the model's endpoint e makes the table keep: an (S,G) per listed source, a (*,G)
+    // per EXCLUDE group.
+    std::set<FlowKey> flows_held(size_t e) const {
+        std::set<FlowKey> out;
+        for (const GroupSpec& gs : universe().groups) {
+            const ModelGroup* g = model_.group(e, gs.address);
+            if (g == nullptr) continue;
+            for (const IpAddress& s : g->sources)
+                out.insert({s, gs.address});
+            if (g->exclude) out.insert({any_source_of(gs.address), gs.address});
+        }
+        return out;
+    }
+
+    // What the flow budgets count (limits.max_flows_per_endpoint / _per_source_ip): every
+    // endpoint's flows, and the distinct flows of all endpoints of its address.
+    template <typename Problem>
+    void check_flow_budget_accounting(Problem& problem) const {
+        const Universe& u = universe();
+        const MembershipDb& db = engine_.memberships();
+        for (size_t e = 0; e < model_.endpoints(); ++e) {
+            const EndpointId id = db.find(u.gateways[e].address);
+            if (id == MembershipDb::no_endpoint) continue;
+            std::set<FlowKey> address;
+            for (size_t x = 0; x < model_.endpoints(); ++x) {
+                if (u.gateways[x].address.ip != u.gateways[e].address.ip) continue;
+                const std::set<FlowKey> held = flows_held(x);
+                address.insert(held.begin(), held.end());
+            }
+            const size_t own = flows_held(e).size();
+            if (db.flows_of(id) != own || db.flows_of_address(id) != address.size()) {
+                problem() << "E" << e << " holds " << db.flows_of(id) << " flows, its address "
+                          << db.flows_of_address(id) << "; expected " << own << ", "
+                          << address.size();
+            }
+        }
     }
 
     std::string describe_flow(std::map<FlowKey, std::set<EndpointId>>::const_iterator it) const {

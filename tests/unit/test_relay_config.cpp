@@ -217,6 +217,37 @@ TEST(RelayConfig, GlobalReplyBudgetKeys) {
               std::string::npos);
 }
 
+// Issue 18 item 2: the flow budgets. Not in the file, they follow dataplane.flow_table_size (a
+// 16th of it per address, a 64th per endpoint: 4096 and 1024 for the default 65536); set, they are
+// taken as they are; 0 is refused with the key.
+TEST(RelayConfig, FlowBudgetKeys) {
+    const std::string base = minimal;
+    const RelayLimits defaults = parse_relay_config(base, "t.toml").dataplane.engine.limits;
+    EXPECT_EQ(defaults.max_flows_per_source_ip, 4096u);
+    EXPECT_EQ(defaults.max_flows_per_endpoint, 1024u);
+    const RelayLimits small =
+        parse_relay_config(base + "[dataplane]\nflow_table_size = 4096\n", "t.toml")
+            .dataplane.engine.limits;
+    EXPECT_EQ(small.max_flows_per_source_ip, 256u);
+    EXPECT_EQ(small.max_flows_per_endpoint, 64u);
+    const RelayLimits tiny =
+        parse_relay_config(base + "[dataplane]\nflow_table_size = 64\n", "t.toml")
+            .dataplane.engine.limits;
+    EXPECT_EQ(tiny.max_flows_per_source_ip, 4u);
+    EXPECT_EQ(tiny.max_flows_per_endpoint, 1u);
+    const RelayLimits set = parse_relay_config(base +
+                                                   "[limits]\nmax_flows_per_source_ip = 20000\n"
+                                                   "max_flows_per_endpoint = 300\n",
+                                               "t.toml")
+                                .dataplane.engine.limits;
+    EXPECT_EQ(set.max_flows_per_source_ip, 20000u);
+    EXPECT_EQ(set.max_flows_per_endpoint, 300u);
+    EXPECT_EQ(error_of(base + "[limits]\nmax_flows_per_source_ip = 0\n"),
+              "test.toml: limits.max_flows_per_source_ip = 0: must be 1..16777216");
+    EXPECT_EQ(error_of(base + "[limits]\nmax_flows_per_endpoint = -1\n"),
+              "test.toml: limits.max_flows_per_endpoint = -1: must be 1..16777216");
+}
+
 TEST(RelayConfig, StateSection) {
     const std::string base = "[ports]\ndownstream = \"x\"\n[relay]\naddresses = [\"192.0.2.1\"]\n";
     EXPECT_EQ(parse_relay_config(base, "t").state.file, "");
@@ -347,4 +378,39 @@ TEST(RelayConfig, UpstreamSourcePrefixes) {
               "test.toml: upstream.source_prefixes: \"sources\": " + allowed);
     EXPECT_EQ(error_of(base + "\"198.51.100.0/24\"\n"),
               "test.toml: upstream.source_prefixes: must be an array of strings");
+}
+
+// Issue 18 item 9: gateways on the relay's own link.
+TEST(RelayConfig, DownstreamPrefixesForOnLinkGateways) {
+    const RelayConfig plain = parse_relay_config(minimal, "test.toml");
+    EXPECT_TRUE(plain.dataplane.downstream_prefixes.empty()) << "default: no gateway is on-link";
+    EXPECT_EQ(plain.dataplane.max_neighbors, 1024u);
+    const std::string two_families = R"(
+[ports]
+downstream = "net_null0"
+[relay]
+addresses = ["192.0.2.1", "2001:db8::1"]
+[downstream]
+)";
+    const RelayConfig c = parse_relay_config(
+        two_families + "prefixes = [\"192.0.2.0/24\", \"2001:db8::/64\"]\nmax_neighbors = 64\n",
+        "test.toml");
+    ASSERT_EQ(c.dataplane.downstream_prefixes.size(), 2u);
+    EXPECT_EQ(c.dataplane.downstream_prefixes[0].to_string(), "192.0.2.0/24");
+    EXPECT_EQ(c.dataplane.downstream_prefixes[1].to_string(), "2001:db8::/64");
+    EXPECT_EQ(c.dataplane.max_neighbors, 64u);
+
+    EXPECT_EQ(error_of(two_families + "prefixes = [\"192.0.2.1/24\"]\n"),
+              "test.toml: downstream.prefixes: \"192.0.2.1/24\": must be a prefix like "
+              "\"198.51.100.0/24\" or \"2001:db8::/32\" (no host bits set; a bare address is a "
+              "/32 or /128)");
+    EXPECT_EQ(error_of(two_families + "max_neighbors = 0\n"),
+              "test.toml: downstream.max_neighbors = 0: must be 1..1048576");
+    EXPECT_EQ(error_of(std::string(minimal) + "[downstream]\nprefixes = [\"2001:db8::/64\"]\n"),
+              "test.toml: downstream.prefixes: \"2001:db8::/64\": relay.addresses has no IPv6 "
+              "address to send ARP / Neighbor Solicitations from: add one, or remove the prefix");
+    EXPECT_NE(error_of("[relay]\naddresses = [\"192.0.2.1\"]\n[downstream]\nprefixes = "
+                       "[\"192.0.2.0/24\"]\n[af_xdp]\ninterface = \"eth1\"\n")
+                  .find("downstream.prefixes: in AF_XDP mode the kernel receives ARP and ND"),
+              std::string::npos);
 }

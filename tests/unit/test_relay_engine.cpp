@@ -1556,6 +1556,103 @@ TEST_F(RelayLoad, MaxSourcesPerGroup) {
     EXPECT_EQ(membership(gw4b, asm4)->sources.size(), 2u);
 }
 
+// Issue 18 item 2: an endpoint holds at most max_flows_per_endpoint flows (an (S,G) per listed
+// source, a (*,G) per EXCLUDE group). New INCLUDE sources beyond it are ignored, a change to
+// EXCLUDE that does not fit is refused whole, and what the endpoint gives up in the same Update
+// makes room first; a refresh of the kept state is not a refusal.
+TEST_F(RelayLoad, FlowBudgetPerEndpoint) {
+    config.limits.max_flows_per_endpoint = 3;
+    cycle(gw4, report({{RecordType::allow_new_sources, ssm4, {s1, s2, s3, s4}}}));
+    EXPECT_EQ(dropped(DropReason::endpoint_flow_limit), 1u);
+    EXPECT_EQ(membership(gw4, ssm4)->sources, (std::vector<IpAddress>{s1, s2, s3}));
+    EXPECT_TRUE(sink.receivers(s4, ssm4).empty());
+    EXPECT_EQ(engine().last_flow_refusal().gateway, gw4);
+    EXPECT_EQ(engine().last_flow_refusal().group, ssm4);
+
+    sink.clear_events();
+    cycle(gw4, report({{RecordType::mode_is_include, ssm4, {s1, s2, s3}}}));
+    EXPECT_TRUE(sink.edits.empty());
+    EXPECT_EQ(dropped(DropReason::endpoint_flow_limit), 1u) << "a refresh is not refused";
+
+    cycle(gw4, report({{RecordType::allow_new_sources, ssm4b, {s1}}}));
+    EXPECT_FALSE(membership(gw4, ssm4b).has_value());
+    cycle(gw4, report({{RecordType::change_to_exclude, asm4, {}}}));
+    EXPECT_FALSE(membership(gw4, asm4).has_value()) << "no (*,G) beyond the budget";
+    EXPECT_TRUE(sink.receivers(s1, asm4).empty());
+    EXPECT_EQ(dropped(DropReason::endpoint_flow_limit), 3u);
+
+    cycle(gw4, report({{RecordType::block_old_sources, ssm4, {s3}},
+                       {RecordType::allow_new_sources, ssm4b, {s1}}}));
+    EXPECT_EQ(sink.receivers(s1, ssm4b), Tunnels{gw4}) << "a leave in the same Update makes room";
+    EXPECT_EQ(dropped(DropReason::endpoint_flow_limit), 3u);
+    cycle(gw4b, report({{RecordType::allow_new_sources, ssm4, {s1, s2, s3, s4}}}));
+    EXPECT_EQ(membership(gw4b, ssm4)->sources.size(), 3u) << "each endpoint has its own budget";
+    EXPECT_EQ(dropped(DropReason::source_ip_flow_limit), 0u);
+}
+
+// Issue 18 item 2: the endpoints of one address together hold at most max_flows_per_source_ip
+// distinct flows, so two endpoints of one address cannot fill the flow table between them (the
+// attack: two endpoints × 64 groups × 64 sources). A flow several of them share costs the
+// address one: a thousand subscribers behind one CGNAT address watching the same channels fit.
+TEST_F(RelayLoad, FlowBudgetPerSourceIpCountsASharedFlowOnce) {
+    config.limits.max_flows_per_source_ip = 3;
+    const auto nat = [](uint16_t port) { return ep("198.51.100.10", port); };
+    cycle(nat(1000), report({{RecordType::allow_new_sources, ssm4, {s1, s2}}}));
+    cycle(nat(1001), report({{RecordType::allow_new_sources, ssm4b, {s1, s2}}}));
+    EXPECT_EQ(dropped(DropReason::source_ip_flow_limit), 1u);
+    EXPECT_EQ(membership(nat(1001), ssm4b)->sources, std::vector<IpAddress>{s1});
+    EXPECT_EQ(engine().last_flow_refusal().reason, DropReason::source_ip_flow_limit);
+    EXPECT_EQ(engine().last_flow_refusal().gateway, nat(1001));
+
+    // Every other subscriber behind the address joins the channels already held: free.
+    for (uint16_t port = 1002; port < 1100; ++port) {
+        cycle(nat(port), report({{RecordType::allow_new_sources, ssm4, {s1, s2}},
+                                 {RecordType::allow_new_sources, ssm4b, {s1}}}));
+    }
+    EXPECT_EQ(dropped(DropReason::source_ip_flow_limit), 1u);
+    EXPECT_EQ(sink.receivers(s2, ssm4).size(), 99u);
+    EXPECT_EQ(sink.receivers(s1, ssm4b).size(), 99u);
+    cycle(nat(1050), report({{RecordType::allow_new_sources, ssm4, {s3}}}));
+    EXPECT_EQ(dropped(DropReason::source_ip_flow_limit), 2u);
+    EXPECT_TRUE(sink.receivers(s3, ssm4).empty());
+    cycle(gw4b, report({{RecordType::allow_new_sources, ssm4, {s3}}}));
+    EXPECT_EQ(sink.receivers(s3, ssm4), Tunnels{gw4b}) << "other addresses have their own budget";
+
+    // A shared flow is the address's until its last endpoint there leaves it.
+    for (uint16_t port = 1000; port < 1099; ++port)
+        cycle(nat(port), report({{RecordType::block_old_sources, ssm4b, {s1}}}));
+    cycle(nat(1050), report({{RecordType::allow_new_sources, ssm4, {s3}}}));
+    EXPECT_EQ(dropped(DropReason::source_ip_flow_limit), 3u);
+    cycle(nat(1099), report({{RecordType::block_old_sources, ssm4b, {s1}}}));
+    cycle(nat(1050), report({{RecordType::allow_new_sources, ssm4, {s3}}}));
+    EXPECT_EQ(sink.receivers(s3, ssm4), (Tunnels{gw4b, nat(1050)}));
+    EXPECT_EQ(dropped(DropReason::source_ip_flow_limit), 3u);
+}
+
+// Issue 18 item 2: EXCLUDE-mode flows count too. Sharing a (*,G) costs nothing; blocking a new
+// source needs an (S,G) of its own, and a block that does not fit is refused whole (the source
+// keeps flowing rather than the state being cut). Expiry gives an address's flows back.
+TEST_F(RelayLoad, FlowBudgetPerSourceIpInExcludeModeAndAfterExpiry) {
+    config.limits.max_flows_per_source_ip = 1;
+    const UdpEndpoint a = ep("198.51.100.10", 1000), b = ep("198.51.100.10", 1001);
+    cycle(a, report({{RecordType::change_to_exclude, asm4, {}}}));
+    cycle(b, report({{RecordType::change_to_exclude, asm4, {}}}));
+    EXPECT_EQ(sink.receivers(s1, asm4), (Tunnels{a, b}));
+    cycle(b, report({{RecordType::block_old_sources, asm4, {s1}}}));
+    EXPECT_EQ(dropped(DropReason::source_ip_flow_limit), 1u);
+    EXPECT_EQ(sink.receivers(s1, asm4), (Tunnels{a, b}));
+    EXPECT_TRUE(membership(b, asm4)->sources.empty());
+    cycle(b, report({{RecordType::change_to_exclude, asm4b, {}}}));
+    EXPECT_FALSE(membership(b, asm4b).has_value());
+    EXPECT_EQ(dropped(DropReason::source_ip_flow_limit), 2u);
+
+    advance_by(config.membership_timeout + seconds(1));
+    EXPECT_EQ(endpoints(), 0u);
+    cycle(b, report({{RecordType::change_to_exclude, asm4b, {}}}));
+    EXPECT_EQ(sink.receivers(s1, asm4b), Tunnels{b});
+    EXPECT_EQ(dropped(DropReason::source_ip_flow_limit), 2u);
+}
+
 // Checklist §2.11, §6 item 8: replies per source IP are rate-limited by a token bucket (burst,
 // then rate_limited; Discovery and Request and every port of the IP share it); another IP is not
 // affected; tokens come back with time.
@@ -1801,7 +1898,8 @@ TEST_F(RelayRecords, UnknownRecordTypesSkippedDuplicatesHandled) {
 }
 
 // Checklist §4.3, §6 item 16: records for non-multicast or link-local groups are ignored
-// (bad_group_address); bad sources are dropped from a record whose other sources apply.
+// (bad_group_address); bad sources are dropped from a record whose other sources apply (the
+// record counts once).
 TEST_F(RelayRecords, BadGroupAndSourceAddressesIgnored) {
     cycle(gw4, report({{RecordType::allow_new_sources, ip("224.0.0.5"), {s1}},
                        {RecordType::allow_new_sources, ip("10.1.1.1"), {s1}},
@@ -1812,7 +1910,7 @@ TEST_F(RelayRecords, BadGroupAndSourceAddressesIgnored) {
     cycle(gw4, report({{RecordType::allow_new_sources, ip("ff02::5"), {s6a}},
                        {RecordType::allow_new_sources, ip("ff01::5"), {s6a}}}));
     EXPECT_EQ(dropped(DropReason::bad_group_address), 4u);
-    EXPECT_EQ(dropped(DropReason::bad_source_address), 5u);
+    EXPECT_EQ(dropped(DropReason::bad_source_address), 1u) << "once per record, not per source";
     EXPECT_EQ(membership(gw4, ssm4)->sources, std::vector<IpAddress>{s1});
     EXPECT_EQ(sink.table.size(), 1u);
 }

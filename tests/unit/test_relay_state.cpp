@@ -400,3 +400,19 @@ TEST(RelayStateEngine, RestoreSkipsWhatTodaysConfigurationRefuses) {
     EXPECT_EQ(secrets.snapshot().current, s.secrets.current);
     EXPECT_EQ(secrets.snapshot().previous, s.secrets.previous);
 }
+
+// Issue 18 item 2: a restore keeps today's flow budgets, as an Update would: sources beyond
+// limits.max_flows_per_endpoint are left out, and an EXCLUDE group without room is not restored.
+TEST(RelayStateEngine, RestoreKeepsTheFlowBudgets) {
+    EngineConfig config = config_for(100);
+    config.limits.max_flows_per_endpoint = 1;
+    SecretStore secrets(Time{0});
+    TableSink sink;
+    RelayEngine engine(config, secrets, sink);
+    EXPECT_EQ(engine.restore_state(small_state(), Time{1'000'000'000}), 1u);
+    const EndpointRecord& r = engine.memberships().endpoint(engine.memberships().find(gateway(1)));
+    ASSERT_EQ(r.groups.size(), 1u);
+    EXPECT_EQ(r.groups[0].group, *IpAddress::parse("232.1.1.1"));
+    EXPECT_EQ(r.groups[0].sources, std::vector<IpAddress>{*IpAddress::parse("10.0.0.1")});
+    EXPECT_EQ(engine.memberships().flows_of(engine.memberships().find(gateway(1))), 1u);
+}
