@@ -203,7 +203,8 @@ bool RelayEngine::group_allowed(const IpAddress& group, bool v1v2, bool exclude)
 }
 
 // A record is counted under one reason at most (issue 18, item 5): the whole record ignored
-// (group_limit) before part of it (source_limit, then `partly_ignored`: bad sources).
+// (group_limit) before part of it (the flow budgets, then source_limit, then `partly_ignored`:
+// bad sources).
 void RelayEngine::apply_change(EndpointId e, const IpAddress& group, RecordType type,
                                std::span<const IpAddress> sources, bool older_version_host,
                                std::optional<DropReason> partly_ignored) {
@@ -218,8 +219,9 @@ void RelayEngine::apply_change(EndpointId e, const IpAddress& group, RecordType 
         counters_.drop(DropReason::group_limit);
         return;
     }
-    if (partly_ignored) counters_.drop(*partly_ignored);
-    if (!fits_flow_budgets(e, current, next) && (current ? *current == next : next.empty())) return;
+    const bool fits = fits_flow_budgets(e, current, next);  // counts its own reason if not
+    if (fits && partly_ignored) counters_.drop(*partly_ignored);
+    if (!fits && (current ? *current == next : next.empty())) return;
     db_.set_group(e, next);
 }
 
