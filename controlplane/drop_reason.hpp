@@ -54,6 +54,8 @@ constexpr bool ignores_a_record(DropReason r) {
     switch (r) {
         case DropReason::group_limit:
         case DropReason::source_limit:
+        case DropReason::endpoint_flow_limit:
+        case DropReason::source_ip_flow_limit:
         case DropReason::ssm_exclude_ignored:
         case DropReason::ssm_v1v2_ignored:
         case DropReason::asm_disabled:

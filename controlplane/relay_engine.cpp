@@ -203,7 +203,8 @@ bool RelayEngine::group_allowed(const IpAddress& group, bool v1v2, bool exclude)
 }
 
 // A record is counted under one reason at most (issue 18, item 5): the whole record ignored
-// (group_limit) before part of it (source_limit, then `partly_ignored`: bad sources).
+// (group_limit) before part of it (the flow budgets, then source_limit, then `partly_ignored`:
+// bad sources).
 void RelayEngine::apply_change(EndpointId e, const IpAddress& group, RecordType type,
                                std::span<const IpAddress> sources, bool older_version_host,
                                std::optional<DropReason> partly_ignored) {
@@ -218,10 +219,60 @@ void RelayEngine::apply_change(EndpointId e, const IpAddress& group, RecordType 
         counters_.drop(DropReason::group_limit);
         return;
     }
-    if (partly_ignored) counters_.drop(*partly_ignored);
-    if (!fits_flow_budgets(e, current, next) && (current ? *current == next : next.empty())) return;
+    const bool fits = fits_flow_budgets(e, current, next);  // counts its own reason if not
+    if (fits && partly_ignored) counters_.drop(*partly_ignored);
+    if (!fits && (current ? *current == next : next.empty())) return;
     db_.set_group(e, next);
 }
+
+namespace {
+
+// What an endpoint and its address hold while one change is weighed against the flow budgets.
+class FlowBudget {
+  public:
+    FlowBudget(const MembershipDb& db, EndpointId e, const RelayLimits& limits)
+        : db_(db),
+          e_(e),
+          limits_(limits),
+          endpoint_flows_(db.flows_of(e)),
+          address_flows_(db.flows_of_address(e)) {}
+
+    // A flow e held and no longer will: its address keeps it if another endpoint there holds it.
+    void give_up(const FlowKey& key) {
+        --endpoint_flows_;
+        if (!db_.address_shares(e_, key)) --address_flows_;
+    }
+    // A flow e does not hold yet: taken if both budgets have room.
+    bool take(const FlowKey& key) {
+        const bool shared = db_.address_shares(e_, key);
+        if (endpoint_flows_ >= limits_.max_flows_per_endpoint) {
+            refused_ = DropReason::endpoint_flow_limit;
+            return false;
+        }
+        if (!shared && address_flows_ >= limits_.max_flows_per_source_ip) {
+            refused_ = DropReason::source_ip_flow_limit;
+            return false;
+        }
+        ++endpoint_flows_;
+        if (!shared) ++address_flows_;
+        return true;
+    }
+    const std::optional<DropReason>& refused() const { return refused_; }
+
+  private:
+    const MembershipDb& db_;
+    EndpointId e_;
+    const RelayLimits& limits_;
+    size_t endpoint_flows_;
+    size_t address_flows_;
+    std::optional<DropReason> refused_;
+};
+
+bool lists(const GroupMembership& g, const IpAddress& s) {
+    return std::binary_search(g.sources.begin(), g.sources.end(), s);
+}
+
+}  // namespace
 
 // The flow budgets (issue 18): without them one address could fill the flow table and every
 // later join would find it full. Flows e gives up count first, so a change that only removes
@@ -231,54 +282,29 @@ void RelayEngine::apply_change(EndpointId e, const IpAddress& group, RecordType 
 // false when something was cut; `next` then holds what fits.
 bool RelayEngine::fits_flow_budgets(EndpointId e, const GroupMembership* current,
                                     GroupMembership& next) {
-    const RelayLimits& limits = config_.limits;
     const GroupMembership before = current ? *current : GroupMembership{.group = next.group};
     const FlowKey any_source{any_source_of(next.group), next.group};
-    const auto lists = [](const GroupMembership& g, const IpAddress& s) {
-        return std::binary_search(g.sources.begin(), g.sources.end(), s);
-    };
-    size_t endpoint_flows = db_.flows_of(e);
-    size_t address_flows = db_.flows_of_address(e);
-    const auto give_up = [&](const FlowKey& key) {
-        --endpoint_flows;
-        if (!db_.address_shares(e, key)) --address_flows;
-    };
+    FlowBudget budget(db_, e, config_.limits);
     for (const IpAddress& s : before.sources) {
-        if (!lists(next, s)) give_up({s, next.group});
+        if (!lists(next, s)) budget.give_up({s, next.group});
     }
-    if (before.mode == FilterMode::exclude && next.mode == FilterMode::include) give_up(any_source);
-
-    std::optional<DropReason> refused;
-    const auto take = [&](const FlowKey& key) {
-        const bool shared = db_.address_shares(e, key);
-        if (endpoint_flows >= limits.max_flows_per_endpoint) {
-            refused = DropReason::endpoint_flow_limit;
-        } else if (!shared && address_flows >= limits.max_flows_per_source_ip) {
-            refused = DropReason::source_ip_flow_limit;
-        } else {
-            ++endpoint_flows;
-            if (!shared) ++address_flows;
-            return true;
-        }
-        return false;
-    };
+    if (before.mode == FilterMode::exclude && next.mode == FilterMode::include)
+        budget.give_up(any_source);
     if (next.mode == FilterMode::exclude) {
-        bool fits = before.mode == FilterMode::exclude || take(any_source);
+        bool fits = before.mode == FilterMode::exclude || budget.take(any_source);
         for (const IpAddress& s : next.sources) {
-            if (fits && !lists(before, s)) fits = take({s, next.group});
+            if (fits && !lists(before, s)) fits = budget.take({s, next.group});
         }
         if (!fits) next = before;
     } else {
-        std::vector<IpAddress> kept;
-        kept.reserve(next.sources.size());
-        for (const IpAddress& s : next.sources) {
-            if (lists(before, s) || take({s, next.group})) kept.push_back(s);
-        }
-        next.sources = std::move(kept);
+        std::erase_if(next.sources, [&](const IpAddress& s) {
+            return !lists(before, s) && !budget.take({s, next.group});
+        });
     }
-    if (!refused) return true;
-    counters_.drop(*refused);
-    flow_refusal_ = {db_.endpoint(e).address, next.group, *refused, flow_refusal_.total + 1};
+    if (!budget.refused()) return true;
+    counters_.drop(*budget.refused());
+    flow_refusal_ = {db_.endpoint(e).address, next.group, *budget.refused(),
+                     flow_refusal_.total + 1};
     return false;
 }
 

@@ -15,25 +15,10 @@ for n in relay peer; do
 done
 link_ns relay r0 peer p0
 
-cat >"$WORK/relay.toml" <<T
-[eal]
-args = ["-l", "0-1", "--no-huge", "-m", "256", "--no-shconf", "--no-pci",
-        "--file-prefix", "${NS_PREFIX}", "--vdev", "net_af_packet0,iface=r0,qpairs=2,framecnt=64",
-        "--log-level", "*:error"]
-[ports]
-downstream = "net_af_packet0"
-[relay]
-addresses = ["192.0.2.1"]
+start_one_port_relay framecnt=64 <<T
 [downstream]
 next_hop_mac = "02:00:00:00:00:02"
-[dataplane]
-packet_mbufs = 4095
-header_mbufs = 4095
-flow_table_size = 1024
 T
-spawn relay relay "$AMTRELAYD" --config "$WORK/relay.toml"
-RELAY_PID=$LAST_PID
-wait_for 20 "amtrelayd running" grep -q "relay running" "$WORK/relay.log"
 
 metric() {
     in_ns relay curl -sf http://127.0.0.1:9850/metrics |

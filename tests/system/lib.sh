@@ -126,3 +126,31 @@ expect_stream_delivered() {
     [ "$copies" -eq "$received" ] || fail "$copies datagrams for $received distinct ones: duplicates"
     [ "$received" -eq "$count" ] || fail "gateway delivered $received of $count datagrams"
 }
+
+# start_one_port_relay [VDEV_OPTIONS] <<T ... T: amtrelayd on one DPDK af_packet port on r0
+# (relay address 192.0.2.1, small pools), with the sections read from standard input added
+# (TOML sections may come in any order); sets RELAY_PID and waits until the relay runs.
+start_one_port_relay() {
+    {
+        cat <<T
+[eal]
+args = ["-l", "0-1", "--no-huge", "-m", "256", "--no-shconf", "--no-pci",
+        "--file-prefix", "${NS_PREFIX}", "--vdev", "net_af_packet0,iface=r0,qpairs=2${1:+,$1}",
+        "--log-level", "*:error"]
+[ports]
+downstream = "net_af_packet0"
+[relay]
+addresses = ["192.0.2.1"]
+T
+        cat
+        cat <<T
+[dataplane]
+packet_mbufs = 4095
+header_mbufs = 4095
+flow_table_size = 1024
+T
+    } >"$WORK/relay.toml"
+    spawn relay relay "$AMTRELAYD" --config "$WORK/relay.toml"
+    RELAY_PID=$LAST_PID
+    wait_for 20 "amtrelayd running" grep -q "relay running" "$WORK/relay.log"
+}

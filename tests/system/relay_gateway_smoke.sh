@@ -11,26 +11,12 @@ in_ns gw ip addr add 192.0.2.2/24 dev g0
 in_ns gw ip route add 232.0.0.0/8 dev g0
 in_ns relay sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 
-cat >"$WORK/relay.toml" <<T
-[eal]
-args = ["-l", "0-1", "--no-huge", "-m", "256", "--no-shconf", "--no-pci",
-        "--file-prefix", "${NS_PREFIX}", "--vdev", "net_af_packet0,iface=r0,qpairs=2",
-        "--log-level", "*:error"]
-[ports]
-downstream = "net_af_packet0"
-[relay]
-addresses = ["192.0.2.1"]
+start_one_port_relay <<T
 [downstream]
 next_hop = "192.0.2.2"
 [upstream]
 source_prefixes = ["192.0.2.2/32"]  # one port: the only host whose multicast is replicated
-[dataplane]
-packet_mbufs = 4095
-header_mbufs = 4095
-flow_table_size = 1024
 T
-spawn relay relay "$AMTRELAYD" --config "$WORK/relay.toml"
-wait_for 20 "amtrelayd running" grep -q "relay running" "$WORK/relay.log"
 
 spawn gw gateway "$AMTGW" --relay 192.0.2.1 --source 192.0.2.2 --group 232.1.1.1 --port 5000 \
     --output "$WORK/stream.bin" --duration 12

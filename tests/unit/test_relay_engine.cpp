@@ -1556,6 +1556,19 @@ TEST_F(RelayLoad, MaxSourcesPerGroup) {
     EXPECT_EQ(membership(gw4b, asm4)->sources.size(), 2u);
 }
 
+// Issue 18 item 5: a record cut by the source limit and then by the flow budget counts once,
+// under the flow budget; the flow budgets ignore records, they do not drop packets.
+TEST_F(RelayLoad, RecordCutTwiceCountsOnce) {
+    config.limits.max_sources_per_group = 3;
+    config.limits.max_flows_per_endpoint = 2;
+    cycle(gw4, report({{RecordType::allow_new_sources, ssm4, {s1, s2, s3, s4}}}));
+    EXPECT_EQ(membership(gw4, ssm4)->sources.size(), 2u);
+    EXPECT_EQ(dropped(DropReason::endpoint_flow_limit), 1u);
+    EXPECT_EQ(dropped(DropReason::source_limit), 0u) << "one reason per record";
+    static_assert(ignores_a_record(DropReason::endpoint_flow_limit) &&
+                  ignores_a_record(DropReason::source_ip_flow_limit));
+}
+
 // Issue 18 item 2: an endpoint holds at most max_flows_per_endpoint flows (an (S,G) per listed
 // source, a (*,G) per EXCLUDE group). New INCLUDE sources beyond it are ignored, a change to
 // EXCLUDE that does not fit is refused whole, and what the endpoint gives up in the same Update
