@@ -78,9 +78,9 @@ double gauge(RelayMetrics& metrics, const std::string& name) {
 }  // namespace
 
 // Without budgets that stop them (here as large as the table), two gateways fill the table (32 +
-// 64 flows for 64 entries); a legitimate join finds it full: not forwarding, and amtctl, the metrics and the log say so. When
-// one of them leaves and its slots are freed, the waiting flow is published without any change
-// of its own, and its gateway receives.
+// 64 flows for 64 entries); a legitimate join finds it full: not forwarding, and amtctl, the
+// metrics and the log say so. When one of them leaves and its slots are freed, the waiting flow is
+// published without any change of its own, and its gateway receives.
 TEST(FlowTableFull, AFlowThatFoundTheTableFullIsPublishedWhenASlotIsFree) {
     EngineConfig engine = TestRelay::default_engine();
     engine.limits.max_flows_per_source_ip = engine.limits.max_flows_per_endpoint = 64;
