@@ -26,6 +26,11 @@ feature_missing() {
             ip -n "$probe" link add p0 type veth peer name p1 2>/dev/null ||
                 out="this kernel has no veth pairs (ip link add type veth failed: CONFIG_VETH)"
             ip netns del "$probe" ;;
+        bridge)
+            ip netns add "$probe" 2>/dev/null || { echo "no network namespaces to probe bridges in"; return; }
+            ip -n "$probe" link add br0 type bridge 2>/dev/null ||
+                out="this kernel has no Linux bridge (ip link add type bridge failed: CONFIG_BRIDGE)"
+            ip netns del "$probe" ;;
         bridge_snooping)
             ip netns add "$probe" 2>/dev/null || { echo "no network namespaces to probe bridges in"; return; }
             ip -n "$probe" link add br0 type bridge mcast_snooping 1 mcast_igmp_version 3 \

@@ -9,6 +9,7 @@
 #   192.0.2.1                         └─ l-gw2 ──── g0 [gw2] 192.0.2.3
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/topology.sh"  # relay_metric
+need bridge  # the gateways and the relay share one bridged segment
 
 make_ns relay lan gw1 gw2
 in_ns lan ip link add br0 type bridge mcast_snooping 0
