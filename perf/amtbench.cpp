@@ -38,8 +38,8 @@ int main(int argc, char** argv) {
     app.add_option("--endpoints", scale.endpoints, "scale: endpoints loaded, one (S,G) each");
     app.add_option("--channels", scale.channels, "scale: (S,G) channels they spread over");
     app.add_option("--hot-channels", scale.hot_channels, "scale: channels streamed and churned");
-    app.add_option("--stream-pps", scale.stream_pps, "scale: stream packets per second")
-        ->check(CLI::PositiveNumber);
+    app.add_option("--stream-pps", scale.stream_pps, "scale: stream packets per second (0: none)")
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--churn-rate", scale.churn_rate, "scale: membership changes per second")
         ->check(CLI::PositiveNumber);
     app.add_option("--churn-seconds", scale.churn_seconds, "scale: churn duration")

@@ -16,6 +16,8 @@
 //  - accept → first replica: from the engine accepting a joining Update to the first replica for
 //    that gateway dequeued from the TX ring. It includes the wait for the channel's next packet
 //    (the stream's gap per channel, printed with it) and this loop's own delay.
+#include <dirent.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
@@ -23,6 +25,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cinttypes>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -58,6 +61,56 @@ size_t rss_bytes() {
     size_t pages = 0, rss = 0;
     f >> pages >> rss;
     return rss * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// A thread's scheduler figures (/proc/.../schedstat): time on a CPU and time runnable but waiting
+// for one (run-queue wait), in ns since the thread started. Read through a file descriptor kept
+// open, so that a sample costs one pread.
+struct SchedSample {
+    uint64_t on_cpu = 0;
+    uint64_t run_queue_wait = 0;
+};
+class ThreadSchedStat {
+  public:
+    explicit ThreadSchedStat(const std::string& path)
+        : fd_(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+    ~ThreadSchedStat() {
+        if (fd_ >= 0) close(fd_);
+    }
+    ThreadSchedStat(const ThreadSchedStat&) = delete;
+    ThreadSchedStat& operator=(const ThreadSchedStat&) = delete;
+    bool valid() const { return fd_ >= 0; }
+    SchedSample read() const {
+        SchedSample s;
+        char text[128];
+        const ssize_t n = fd_ >= 0 ? pread(fd_, text, sizeof text - 1, 0) : -1;
+        if (n <= 0) return s;
+        text[n] = 0;
+        std::sscanf(text, "%" SCNu64 " %" SCNu64, &s.on_cpu, &s.run_queue_wait);
+        return s;
+    }
+
+  private:
+    int fd_;
+};
+
+// The schedstat path of this process's thread whose name starts with `prefix` (the EAL names
+// its lcore threads "lcore-worker-N" / "rte-worker-N"), or "" if there is none.
+std::string thread_schedstat(const std::vector<std::string>& prefixes) {
+    std::string found;
+    DIR* tasks = opendir("/proc/self/task");
+    if (tasks == nullptr) return found;
+    while (const dirent* e = readdir(tasks)) {
+        if (e->d_name[0] == '.') continue;
+        const std::string dir = std::string("/proc/self/task/") + e->d_name;
+        std::ifstream comm(dir + "/comm");
+        std::string name;
+        std::getline(comm, name);
+        for (const std::string& p : prefixes)
+            if (name.rfind(p, 0) == 0 && found.empty()) found = dir + "/schedstat";
+    }
+    closedir(tasks);
+    return found;
 }
 
 constexpr uint32_t steady_base = 0x0a000000;  // 10/8: endpoints loaded before the churn
@@ -153,6 +206,8 @@ enum class GwState : uint8_t { fresh, joined, receiving, leaving, removed };
 struct ChurnGateway {
     Credentials credentials;
     Time accepted{};
+    Time drained_at_accept{};       // the harness's drain time so far, when it was accepted
+    uint64_t wait_at_accept = 0;    // this thread's run-queue wait so far (last sample)
     uint64_t removed_from_seq = 0;  // first stream packet injected after the removal's publish
     GwState state = GwState::fresh;
 };
@@ -248,6 +303,14 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     std::vector<uint64_t> injected(spec.hot_channels, 0);
     std::vector<uint64_t> witness_rx(hot_members, 0);
     std::vector<double> publish_latency, first_replica, publish_time, transit;
+    // Where accept → published goes, per join: the part this thread spent draining replicas
+    // (the harness playing the network, which a relay's control thread never does), the part it
+    // was runnable but not on a CPU (scheduler run-queue wait), and the rest.
+    std::vector<double> latency_drain_part, latency_wait_part, latency_minus_drain, drain_calls;
+    Time drain_total{};
+    ThreadSchedStat own_sched("/proc/thread-self/schedstat");
+    SchedSample sched = own_sched.read();
+    Time sched_read_at = now_ns();
     // Injection time of each stream packet, to tell the worker's delay from the publisher's.
     std::vector<Time> inject_time(static_cast<size_t>(spec.stream_pps * spec.churn_seconds * 1.2) +
                                   1024);
@@ -277,6 +340,8 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         if (join) {
             g.state = GwState::joined;
             g.accepted = now_ns();
+            g.drained_at_accept = drain_total;
+            g.wait_at_accept = sched.run_queue_wait;
             joined.push_back(j);
             unpublished_joins.push_back(j);
             ++joins;
@@ -291,7 +356,9 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     auto drain = [&] {
         const Time t = now_ns();
         unsigned n;
+        bool any = false;
         while ((n = rte_ring_dequeue_burst(port.tx, sent, 512, nullptr)) > 0) {
+            any = true;
             for (unsigned k = 0; k < n; ++k) {
                 auto* m = static_cast<rte_mbuf*>(sent[k]);
                 const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
@@ -332,6 +399,11 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
             }
             rte_pktmbuf_free_bulk(reinterpret_cast<rte_mbuf**>(sent), n);
         }
+        if (any) {
+            const Time spent = now_ns() - t;
+            drain_total += spent;
+            drain_calls.push_back(to_ms(spent));
+        }
     };
 
     auto step_control = [&] {
@@ -340,10 +412,19 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         control.poll_once(c0);
         if (!dirty || publisher.dirty()) return;
         const Time c1 = now_ns();
+        sched = own_sched.read();
+        sched_read_at = c1;
         ++batches;
         publish_time.push_back(to_ms(c1 - c0));
-        for (uint32_t j : unpublished_joins)
-            publish_latency.push_back(to_ms(c1 - churn[j].accepted));
+        for (uint32_t j : unpublished_joins) {
+            const ChurnGateway& g = churn[j];
+            const Time drained = drain_total - g.drained_at_accept;
+            publish_latency.push_back(to_ms(c1 - g.accepted));
+            latency_drain_part.push_back(to_ms(drained));
+            latency_minus_drain.push_back(to_ms(c1 - g.accepted - drained));
+            latency_wait_part.push_back(
+                static_cast<double>(sched.run_queue_wait - g.wait_at_accept) / 1e6);
+        }
         for (uint32_t j : unpublished_leaves) {
             churn[j].state = GwState::removed;
             churn[j].removed_from_seq = seq;  // every packet from here on sees the new set
@@ -354,10 +435,17 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
 
     const WorkerCounters& wc = dp->worker(0).counters();
     dp->start_workers();
+    const ThreadSchedStat worker_sched(thread_schedstat({"lcore-worker", "rte-worker"}));
+    const SchedSample worker0 = worker_sched.read();
+    sched = own_sched.read();
+    const SchedSample own0 = sched;
     const Time start = now_ns();
     const Time end =
         start + std::chrono::nanoseconds(static_cast<int64_t>(spec.churn_seconds * 1e9));
-    const auto pkt_gap = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / spec.stream_pps));
+    // --stream-pps 0: no stream at all (the churn alone).
+    const auto pkt_gap = spec.stream_pps > 0
+                             ? std::chrono::nanoseconds(static_cast<int64_t>(1e9 / spec.stream_pps))
+                             : std::chrono::hours(24 * 365);
     const auto op_gap = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / spec.churn_rate));
     Time next_pkt = start, next_op = start;
     // Queues the stream packets due by `t` on the port's RX ring.
@@ -392,6 +480,12 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     };
 
     for (Time t = start; t < end; t = now_ns()) {
+        // The run-queue wait attributed to a join is counted from the sample before its accept:
+        // at most 0.1 ms early.
+        if (t - sched_read_at >= std::chrono::microseconds(100)) {
+            sched = own_sched.read();
+            sched_read_at = t;
+        }
         for (int budget = 256; next_op <= t && budget > 0; --budget) {
             const bool can_leave =
                 !joined.empty() && churn[joined.front()].accepted + spec.lifetime <= t;
@@ -409,6 +503,7 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         drain();
     }
     const Time churn_end = now_ns();
+    const SchedSample own1 = own_sched.read(), worker1 = worker_sched.read();
     // The stream goes on (without churn) until the last joins have seen a few packets of their
     // channel; then the worker finishes what is queued and everything it sent is accounted.
     const Time tail = std::max<Time>(std::chrono::milliseconds(5), 3 * pkt_gap * spec.hot_channels);
@@ -448,7 +543,8 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     for (const ChurnGateway& g : churn)
         never_received += g.state == GwState::joined;
     const double secs = std::chrono::duration<double>(churn_end - start).count();
-    const double per_channel_gap = 1e3 * static_cast<double>(spec.hot_channels) / spec.stream_pps;
+    const double per_channel_gap =
+        spec.stream_pps > 0 ? 1e3 * static_cast<double>(spec.hot_channels) / spec.stream_pps : NAN;
     out.push_back({"scale", name("membership changes accepted (joins + leaves)"),
                    static_cast<double>(joins + leaves) / secs / 1e3, "k/s"});
     out.push_back({"scale", name("Updates refused"), static_cast<double>(refused), "count"});
@@ -485,6 +581,43 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         {"scale", name("Update accepted → published p50"), quantile(publish_latency, 0.5), "ms"});
     out.push_back(
         {"scale", name("Update accepted → published p99"), quantile(publish_latency, 0.99), "ms"});
+    out.push_back({"scale", name("  accept → published minus the harness's drain p99"),
+                   quantile(latency_minus_drain, 0.99), "ms"});
+    out.push_back({"scale", name("  part the harness spent draining replicas p99"),
+                   quantile(latency_drain_part, 0.99), "ms"});
+    out.push_back({"scale", name("  part waiting for a CPU (run-queue, ≤ 0.1 ms early) p99"),
+                   quantile(latency_wait_part, 0.99), "ms"});
+    // The slow joins (over the 2 ms target) and what most of their time went to.
+    size_t slow = 0, slow_drain = 0, slow_wait = 0;
+    for (size_t i = 0; i < publish_latency.size(); ++i) {
+        if (publish_latency[i] <= 2) continue;
+        ++slow;
+        slow_drain += latency_drain_part[i] >= publish_latency[i] / 2;
+        slow_wait += latency_wait_part[i] >= publish_latency[i] / 2;
+    }
+    out.push_back({"scale", name("joins published after more than 2 ms"), static_cast<double>(slow),
+                   "count"});
+    out.push_back({"scale", name("  of which half or more in the harness's drain"),
+                   static_cast<double>(slow_drain), "count"});
+    out.push_back({"scale", name("  of which half or more waiting for a CPU"),
+                   static_cast<double>(slow_wait), "count"});
+    out.push_back(
+        {"scale", name("harness drain calls: duration p99"), quantile(drain_calls, 0.99), "ms"});
+    out.push_back(
+        {"scale", name("harness drain calls: longest"), quantile(drain_calls, 1.0), "ms"});
+    auto per_second = [secs](uint64_t a, uint64_t b) {
+        return static_cast<double>(b - a) / 1e6 / secs;
+    };
+    out.push_back({"scale", name("control loop thread: on a CPU"),
+                   per_second(own0.on_cpu, own1.on_cpu), "ms/s"});
+    out.push_back({"scale", name("control loop thread: run-queue wait"),
+                   per_second(own0.run_queue_wait, own1.run_queue_wait), "ms/s"});
+    if (worker_sched.valid()) {
+        out.push_back({"scale", name("worker thread: on a CPU"),
+                       per_second(worker0.on_cpu, worker1.on_cpu), "ms/s"});
+        out.push_back({"scale", name("worker thread: run-queue wait"),
+                       per_second(worker0.run_queue_wait, worker1.run_queue_wait), "ms/s"});
+    }
     out.push_back(
         {"scale", name("Update accepted → first replica p50"), quantile(first_replica, 0.5), "ms"});
     out.push_back({"scale", name("Update accepted → first replica p99"),
