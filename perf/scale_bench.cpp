@@ -362,10 +362,12 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     };
 
     void* sent[512];
-    auto drain = [&] {
+    auto drain = [&](bool all = false) {
         if (rte_ring_count(port.tx) == 0) return;
-        const Time t = now_ns(), cpu = thread_cpu_ns();
+        const Time cpu = thread_cpu_ns();
+        const Time t = now_ns();
         unsigned n;
+        (void)all;
         while ((n = rte_ring_dequeue_burst(port.tx, sent, 512, nullptr)) > 0) {
             for (unsigned k = 0; k < n; ++k) {
                 auto* m = static_cast<rte_mbuf*>(sent[k]);
@@ -515,7 +517,9 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     const SchedSample own1 = own_sched.read(), worker1 = worker_sched.read();
     // The stream goes on (without churn) until the last joins have seen a few packets of their
     // channel; then the worker finishes what is queued and everything it sent is accounted.
-    const Time tail = std::max<Time>(std::chrono::milliseconds(5), 3 * pkt_gap * spec.hot_channels);
+    const Time tail = spec.stream_pps > 0 ? std::max<Time>(std::chrono::milliseconds(5),
+                                                           3 * pkt_gap * spec.hot_channels)
+                                          : std::chrono::milliseconds(5);
     for (Time t = churn_end; t < churn_end + tail; t = now_ns()) {
         inject(t);
         step_control();
@@ -530,7 +534,7 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         drain();
     }
     dp->stop_workers();
-    drain();
+    drain(true);
     // A saturated worker may not have reached every packet: those were never replicated to
     // anyone, so they are not counted as lost but reported.
     uint64_t unprocessed = 0;
@@ -613,6 +617,12 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
                    static_cast<double>(slow_drain), "count"});
     out.push_back({"scale", name("  of which half or more waiting for a CPU"),
                    static_cast<double>(slow_wait), "count"});
+    out.push_back({"scale", name("harness drain calls"),
+                   static_cast<double>(drain_calls.size()) / secs, "/s"});
+    out.push_back(
+        {"scale", name("harness drain calls: CPU time"), to_ms(drain_total) / secs, "ms/s"});
+    out.push_back(
+        {"scale", name("harness drain calls (CPU) p50"), quantile(drain_calls, 0.5), "ms"});
     out.push_back(
         {"scale", name("harness drain calls (CPU) p99"), quantile(drain_calls, 0.99), "ms"});
     out.push_back(
