@@ -362,13 +362,21 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     };
 
     void* sent[512];
+    // Drain cost per replica, by whether the ring was behind (> 4,096 queued) at the call.
+    struct DrainCost {
+        Time cpu{};
+        uint64_t replicas = 0;
+    } drain_behind, drain_caught_up;
     auto drain = [&](bool all = false) {
-        if (rte_ring_count(port.tx) == 0) return;
+        const unsigned backlog = rte_ring_count(port.tx);
+        if (backlog == 0) return;
         const Time cpu = thread_cpu_ns();
         const Time t = now_ns();
         unsigned n;
+        uint64_t drained = 0;
         (void)all;
         while ((n = rte_ring_dequeue_burst(port.tx, sent, 512, nullptr)) > 0) {
+            drained += n;
             for (unsigned k = 0; k < n; ++k) {
                 auto* m = static_cast<rte_mbuf*>(sent[k]);
                 const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
@@ -412,6 +420,9 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         const Time spent = thread_cpu_ns() - cpu;
         drain_total += spent;
         drain_calls.push_back(to_ms(spent));
+        DrainCost& cost = backlog > 4096 ? drain_behind : drain_caught_up;
+        cost.cpu += spent;
+        cost.replicas += drained;
     };
 
     auto step_control = [&] {
@@ -627,6 +638,19 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         {"scale", name("harness drain calls (CPU) p99"), quantile(drain_calls, 0.99), "ms"});
     out.push_back(
         {"scale", name("harness drain calls (CPU) longest"), quantile(drain_calls, 1.0), "ms"});
+    auto ns_per_replica = [](const DrainCost& c) {
+        return c.replicas ? static_cast<double>(c.cpu.count()) / static_cast<double>(c.replicas)
+                          : NAN;
+    };
+    out.push_back({"scale", name("harness drain CPU per replica, ring behind (> 4,096 queued)"),
+                   ns_per_replica(drain_behind), "ns"});
+    out.push_back({"scale", name("harness drain CPU per replica, ring caught up"),
+                   ns_per_replica(drain_caught_up), "ns"});
+    out.push_back({"scale", name("  share of replicas drained while behind"),
+                   static_cast<double>(drain_behind.replicas) /
+                       static_cast<double>(
+                           std::max<uint64_t>(1, drain_behind.replicas + drain_caught_up.replicas)),
+                   "ratio"});
     auto per_second = [secs](uint64_t a, uint64_t b) {
         return static_cast<double>(b - a) / 1e6 / secs;
     };
