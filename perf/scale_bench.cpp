@@ -8,6 +8,12 @@
 // the control thread (engine + ControlThread::poll_once, which publishes every 1 ms), the
 // traffic source (stream packets on the port's RX ring, each carrying a sequence number) and the
 // network behind the port (it dequeues every replica and accounts it to its gateway).
+// The network's part takes one burst (512 replicas, ≈ 30 µs) per turn of the loop, never a
+// whole ring: one packet of a 100,000-member flow is 100,000 replicas, ≈ 5.4 ms of draining,
+// which a relay's control thread never does (its NIC drains the TX queues). Drained in one go,
+// it held up the control step behind it and was most of that flow's accept → published p99
+// (BENCHMARKS.md, chunked gateway sets). accept → published is also split per join into this
+// thread's drain CPU time, its run-queue wait (other jobs on a shared machine) and the rest.
 //
 // Figures:
 //  - lost: every steady member of a streamed channel must receive every packet of it;
@@ -362,6 +368,7 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     };
 
     void* sent[512];
+    // One burst per call while the churn runs (see the top of the file); all at the end.
     // Drain cost per replica, by whether the ring was behind (> 4,096 queued) at the call.
     struct DrainCost {
         Time cpu{};
@@ -374,8 +381,8 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         const Time t = now_ns();
         unsigned n;
         uint64_t drained = 0;
-        (void)all;
-        while ((n = rte_ring_dequeue_burst(port.tx, sent, 512, nullptr)) > 0) {
+        for (bool more = true;
+             more && (n = rte_ring_dequeue_burst(port.tx, sent, 512, nullptr)) > 0; more = all) {
             drained += n;
             for (unsigned k = 0; k < n; ++k) {
                 auto* m = static_cast<rte_mbuf*>(sent[k]);
