@@ -236,7 +236,10 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     DataplaneConfig config;
     config.port = port.name;
     config.packet_mbufs = 16383;
-    config.header_mbufs = 131071;  // replicas waiting in the TX ring hold one each
+    // Replicas waiting in the TX ring hold one header each, and the loop drains them in slices
+    // (see the top of the file): room for every replica of one packet of the biggest channel,
+    // so that the worker never runs out while this thread does the control work between them.
+    config.header_mbufs = static_cast<uint32_t>(std::max<size_t>(131071, spec.witnesses + 65535));
     config.flow_table_size = 1024;
     while (config.flow_table_size < 2 * channels)
         config.flow_table_size *= 2;
