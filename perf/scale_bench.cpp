@@ -577,8 +577,7 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     for (const ChurnGateway& g : churn)
         never_received += g.state == GwState::joined;
     const double secs = std::chrono::duration<double>(churn_end - start).count();
-    const double per_channel_gap =
-        spec.stream_pps > 0 ? 1e3 * static_cast<double>(spec.hot_channels) / spec.stream_pps : NAN;
+
     out.push_back({"scale", name("membership changes accepted (joins + leaves)"),
                    static_cast<double>(joins + leaves) / secs / 1e3, "k/s"});
     out.push_back({"scale", name("Updates refused"), static_cast<double>(refused), "count"});
@@ -647,16 +646,19 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         {"scale", name("harness drain calls: duration p50"), quantile(drain_calls, 0.5), "ms"});
     out.push_back(
         {"scale", name("harness drain calls: duration p99"), quantile(drain_calls, 0.99), "ms"});
-    out.push_back(
-        {"scale", name("harness drain calls: longest"), quantile(drain_calls, 1.0), "ms"});
-    auto ns_per_replica = [](const DrainCost& c) {
-        return c.replicas ? static_cast<double>(c.spent.count()) / static_cast<double>(c.replicas)
-                          : NAN;
+    if (!drain_calls.empty()) {
+        out.push_back(
+            {"scale", name("harness drain calls: longest"), quantile(drain_calls, 1.0), "ms"});
+    }
+    // Figures that would be NaN (nothing drained, no stream) are left out: only quantiles may be.
+    auto ns_per_replica = [&](const std::string& what, const DrainCost& c) {
+        if (c.replicas == 0) return;
+        out.push_back({"scale", name(what),
+                       static_cast<double>(c.spent.count()) / static_cast<double>(c.replicas),
+                       "ns"});
     };
-    out.push_back({"scale", name("harness drain time per replica, ring behind (> 4,096 queued)"),
-                   ns_per_replica(drain_behind), "ns"});
-    out.push_back({"scale", name("harness drain time per replica, ring caught up"),
-                   ns_per_replica(drain_caught_up), "ns"});
+    ns_per_replica("harness drain time per replica, ring behind (> 4,096 queued)", drain_behind);
+    ns_per_replica("harness drain time per replica, ring caught up", drain_caught_up);
     out.push_back({"scale", name("  share of replicas drained while behind"),
                    static_cast<double>(drain_behind.replicas) /
                        static_cast<double>(
@@ -679,8 +681,10 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
         {"scale", name("Update accepted → first replica p50"), quantile(first_replica, 0.5), "ms"});
     out.push_back({"scale", name("Update accepted → first replica p99"),
                    quantile(first_replica, 0.99), "ms"});
-    out.push_back({"scale", name("  part waiting for the channel's next packet (at most)"),
-                   per_channel_gap, "ms"});
+    if (spec.stream_pps > 0) {
+        out.push_back({"scale", name("  part waiting for the channel's next packet (at most)"),
+                       1e3 * static_cast<double>(spec.hot_channels) / spec.stream_pps, "ms"});
+    }
     out.push_back({"scale", name("  part in the worker: stream packet in → replica out p50"),
                    quantile(transit, 0.5), "ms"});
     out.push_back({"scale", name("  part in the worker: stream packet in → replica out p99"),
