@@ -28,6 +28,21 @@ struct StressCase {
 
 class RcuStress : public ::testing::TestWithParam<StressCase> {};
 
+// The replicas the relay sent so far, and how many went to a gateway that must not get any.
+struct ReplicaCheck {
+    uint64_t seen = 0;
+    int violations = 0;
+    template <typename MustNotReceive>
+    void drain(RingPort& nic, MustNotReceive&& must_not_receive) {
+        for (const Frame& f : nic.sent()) {
+            const Received r = parse_frame(f);
+            if (!r.ok) continue;
+            ++seen;
+            if (must_not_receive(r.udp.dst.port)) ++violations;
+        }
+    }
+};
+
 TEST_P(RcuStress, ChurnWhileReplicating) {
     const uint16_t workers = GetParam().workers;
     const int steady = GetParam().steady;
@@ -65,17 +80,12 @@ TEST_P(RcuStress, ChurnWhileReplicating) {
     ASSERT_NE(loaded, nullptr);
     EXPECT_EQ(loaded->shares_chunks(), steady > 0) << "a big flow's sets share their chunks";
     const Frame stream = multicast_frame(source, group, 1316);
-    uint64_t replicas_seen = 0;
-    int violations = 0;
-
+    ReplicaCheck check;
     auto drain = [&] {
-        for (const Frame& f : relay.nic().sent()) {
-            const Received r = parse_frame(f);
-            if (!r.ok) continue;
-            ++replicas_seen;
-            const auto g = port_to_gateway.find(r.udp.dst.port);
-            if (g != port_to_gateway.end() && must_not_receive[g->second]) ++violations;
-        }
+        check.drain(relay.nic(), [&](uint16_t port) {
+            const auto g = port_to_gateway.find(port);
+            return g != port_to_gateway.end() && must_not_receive[g->second];
+        });
     };
 
     for (int round = 0; round < rounds; ++round) {
@@ -109,10 +119,11 @@ TEST_P(RcuStress, ChurnWhileReplicating) {
         counted += n;
     }
     std::printf("workers: %u, rounds: %d, replicas checked: %llu\n", workers, rounds,
-                static_cast<unsigned long long>(replicas_seen));
-    EXPECT_EQ(violations, 0) << "replicas reached gateways after their removal's grace period";
-    EXPECT_GT(replicas_seen, 0u);
-    EXPECT_EQ(counted, replicas_seen) << "the workers' replica counters, summed, are what was sent";
+                static_cast<unsigned long long>(check.seen));
+    EXPECT_EQ(check.violations, 0)
+        << "replicas reached gateways after their removal's grace period";
+    EXPECT_GT(check.seen, 0u);
+    EXPECT_EQ(counted, check.seen) << "the workers' replica counters, summed, are what was sent";
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, RcuStress,
@@ -161,16 +172,12 @@ TEST(RcuStressChunks, BigFlowDeletedAndRecreated) {
     ASSERT_EQ(loaded->chunk_count(), 4u);
 
     const Frame stream = multicast_frame(source, group, 1316);
-    uint64_t replicas_seen = 0;
-    int violations = 0;
+    ReplicaCheck check;
     auto drain = [&] {
-        for (const Frame& f : relay.nic().sent()) {
-            const Received r = parse_frame(f);
-            if (!r.ok) continue;
-            ++replicas_seen;
-            const int g = r.udp.dst.port - 40000;
-            if (g >= 0 && g < members && must_not_receive[g]) ++violations;
-        }
+        check.drain(relay.nic(), [&](uint16_t port) {
+            const int g = port - 40000;
+            return g >= 0 && g < members && must_not_receive[g];
+        });
     };
     // Workers done with every set published so far; then what they sent before is drained.
     auto grace_and_drain = [&] {
@@ -222,8 +229,9 @@ TEST(RcuStressChunks, BigFlowDeletedAndRecreated) {
     dp.flows().reclaim();
     drain();
     std::printf("deletions: %d, replicas checked: %llu\n", deletions,
-                static_cast<unsigned long long>(replicas_seen));
+                static_cast<unsigned long long>(check.seen));
     EXPECT_EQ(deletions, 30);
-    EXPECT_EQ(violations, 0) << "replicas reached gateways after their removal's grace period";
-    EXPECT_GT(replicas_seen, 0u);
+    EXPECT_EQ(check.violations, 0)
+        << "replicas reached gateways after their removal's grace period";
+    EXPECT_GT(check.seen, 0u);
 }
