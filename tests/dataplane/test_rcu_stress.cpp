@@ -195,9 +195,10 @@ TEST(RcuStressChunks, BigFlowDeletedAndRecreated) {
     int deletions = 0;
     for (int round = 0; round < 300; ++round) {
         if (round % 10 == 9) {
+            stream_some();  // the workers walk the set while it goes
             publisher.apply({FlowOp::delete_flow, key});
             publisher.publish();
-            stream_some();  // races the deletion
+            stream_some();
             grace_and_drain();
             std::fill(member.begin(), member.end(), false);
             std::fill(must_not_receive.begin(), must_not_receive.end(), true);
