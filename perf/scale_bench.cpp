@@ -103,8 +103,8 @@ class ThreadSchedStat {
     int fd_;
 };
 
-// The schedstat path of this process's thread whose name starts with `prefix` (the EAL names
-// its lcore threads "lcore-worker-N" / "rte-worker-N"), or "" if there is none.
+// The schedstat path of this process's first thread whose name starts with one of `prefixes`
+// (the EAL names its lcore threads "lcore-worker-N" or "rte-worker-N"), or "" if there is none.
 std::string thread_schedstat(const std::vector<std::string>& prefixes) {
     std::string found;
     DIR* tasks = opendir("/proc/self/task");
@@ -215,7 +215,7 @@ enum class GwState : uint8_t { fresh, joined, receiving, leaving, removed };
 struct ChurnGateway {
     Credentials credentials;
     Time accepted{};
-    Time drained_at_accept{};       // the harness's drain CPU time so far, when it was accepted
+    Time drained_at_accept{};       // the harness's drain time so far, when it was accepted
     uint64_t wait_at_accept = 0;    // this thread's run-queue wait so far (last sample)
     uint64_t removed_from_seq = 0;  // first stream packet injected after the removal's publish
     GwState state = GwState::fresh;
@@ -319,9 +319,10 @@ void run_churn(const ChurnSpec& spec, std::vector<Result>& out) {
     // (the harness playing the network, which a relay's control thread never does), the time it
     // was runnable but not on a CPU (run-queue wait: other jobs on a shared machine), and the
     // rest: the engine, the 1 ms batch and the publish, what a control thread on a core of its
-    // own sees. Measured in the same run, so the split holds whatever the load. (The thread's
-    // CPU clock would tell drain time from waits inside it, but it is a system call of 1.3 µs
-    // on this VM, against 26 ns for steady_clock: too slow to read per drain.)
+    // own sees. Measured in the same run, so the split holds whatever the load. A wait inside a
+    // drain counts in both parts, so the rest is a lower bound. (The thread's CPU clock would
+    // tell them apart, but it is a system call of 1.3 µs on this VM, against 26 ns for
+    // steady_clock: too slow to read per drain.)
     std::vector<double> latency_drain_part, latency_wait_part, latency_rest, drain_calls;
     Time drain_total{};
     ThreadSchedStat own_sched("/proc/thread-self/schedstat");
