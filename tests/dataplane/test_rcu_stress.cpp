@@ -185,8 +185,8 @@ TEST(RcuStressChunks, BigFlowDeletedAndRecreated) {
         dp.flows().reclaim();
         drain();
     };
-    auto stream_some = [&] {
-        for (int i = 0; i < 4; ++i)
+    auto stream_some = [&](int packets = 4) {
+        for (int i = 0; i < packets; ++i)
             relay.nic().inject(stream, static_cast<uint16_t>(i % workers));
     };
 
@@ -195,7 +195,9 @@ TEST(RcuStressChunks, BigFlowDeletedAndRecreated) {
     int deletions = 0;
     for (int round = 0; round < 300; ++round) {
         if (round % 10 == 9) {
-            stream_some();  // the workers walk the set while it goes
+            // The workers are still walking the set (16 × 202 replicas) when it goes: a chunk
+            // freed with the deletion instead of with the set is read after its free.
+            stream_some(16);
             publisher.apply({FlowOp::delete_flow, key});
             publisher.publish();
             stream_some();
