@@ -6,6 +6,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,8 @@ class RingPort {
     void inject(const Frame& frame, uint16_t rx_queue = 0);
     // Everything sent on any TX queue since the last call, chains linearised, in queue order.
     std::vector<Frame> sent();
+    // The same for one TX queue (worker i sends on queue i, the control thread on the last).
+    std::vector<Frame> sent_on(uint16_t tx_queue);
 
   private:
     std::string name_;
@@ -94,9 +97,22 @@ class TestRelay {
     Time now() const { return now_; }
     void advance(Time t) { now_ += t; }
 
+    // The RX queue (= the worker) each message of a handshake arrives on. RSS usually puts a
+    // gateway's Request and Update on the same queue, but a NAT rebinding or a rehash may not.
+    struct Queues {
+        uint16_t request = 0;
+        uint16_t update = 0;
+    };
     // Request → Query → Update (report built by `report`), stepping the relay; returns true if
     // the Query came back. `relay` picks the family of the outer header.
-    bool join(const UdpEndpoint& gateway, const UdpEndpoint& relay, ByteView report_datagram);
+    bool join(const UdpEndpoint& gateway, const UdpEndpoint& relay, ByteView report_datagram,
+              Queues queues = {});
+    // Request → Query only (on `queue`, stepping the relay): the Query's MAC and nonce, with
+    // which the gateway's Updates (update_frame) are accepted until the secret changes.
+    std::optional<MembershipQuery> handshake(const UdpEndpoint& gateway, const UdpEndpoint& relay,
+                                             uint16_t queue = 0);
+    Frame update_frame(const UdpEndpoint& gateway, const UdpEndpoint& relay,
+                       const MembershipQuery& query, ByteView report_datagram) const;
     // A report with one record of `type` for `group` and `sources`, in the group's family.
     static Frame report(RecordType type, const IpAddress& group,
                         const std::vector<IpAddress>& sources);
