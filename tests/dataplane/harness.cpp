@@ -222,7 +222,7 @@ Frame TestRelay::update_frame(const UdpEndpoint& gateway, const UdpEndpoint& rel
 }
 
 bool TestRelay::join(const UdpEndpoint& gateway, const UdpEndpoint& relay, ByteView report,
-                     Queues queues) {
+                     HandshakeQueues queues) {
     const std::optional<MembershipQuery> q = handshake(gateway, relay, queues.request);
     if (!q) return false;
     nic_.inject(update_frame(gateway, relay, *q, report), queues.update);

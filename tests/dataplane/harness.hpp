@@ -70,6 +70,13 @@ Received parse_frame(const Frame& f);
 // Pops the next frame from `q` (fails the test if there is none).
 Frame pop(std::vector<Frame>& q);
 
+// The RX queue (= the worker) each message of a handshake arrives on. RSS usually puts a
+// gateway's Request and Update on the same queue, but a NAT rebinding or a rehash may not.
+struct HandshakeQueues {
+    uint16_t request = 0;
+    uint16_t update = 0;
+};
+
 // A relay on ring ports, stepped by the test: step() polls every worker and the control thread.
 class TestRelay {
   public:
@@ -97,16 +104,10 @@ class TestRelay {
     Time now() const { return now_; }
     void advance(Time t) { now_ += t; }
 
-    // The RX queue (= the worker) each message of a handshake arrives on. RSS usually puts a
-    // gateway's Request and Update on the same queue, but a NAT rebinding or a rehash may not.
-    struct Queues {
-        uint16_t request = 0;
-        uint16_t update = 0;
-    };
     // Request → Query → Update (report built by `report`), stepping the relay; returns true if
     // the Query came back. `relay` picks the family of the outer header.
     bool join(const UdpEndpoint& gateway, const UdpEndpoint& relay, ByteView report_datagram,
-              Queues queues = {});
+              HandshakeQueues queues = {});
     // Request → Query only (on `queue`, stepping the relay): the Query's MAC and nonce, with
     // which the gateway's Updates (update_frame) are accepted until the secret changes.
     std::optional<MembershipQuery> handshake(const UdpEndpoint& gateway, const UdpEndpoint& relay,
