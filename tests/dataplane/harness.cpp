@@ -1,6 +1,7 @@
 #include "harness.hpp"
 
 #include <gtest/gtest.h>
+#include <rte_dev.h>
 #include <rte_eth_ring.h>
 #include <rte_lcore.h>
 
@@ -41,8 +42,14 @@ RingPort::RingPort(const std::string& name, uint16_t rx_queues, uint16_t tx_queu
 }
 
 RingPort::~RingPort() {
+    // rte_eth_from_rings made a vdev: removing the device (not only closing the port) frees its
+    // name, so that the next relay of that name (--gtest_repeat) can be built.
     uint16_t id;
-    if (rte_eth_dev_get_port_by_name(name_.c_str(), &id) == 0) rte_eth_dev_close(id);
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_get_port_by_name(name_.c_str(), &id) == 0 &&
+        rte_eth_dev_info_get(id, &info) == 0 && rte_dev_remove(info.device) != 0) {
+        rte_eth_dev_close(id);
+    }
     sent();
     for (rte_ring* r : rx_) {
         void* m;
