@@ -104,6 +104,9 @@ for h in 1 2; do
     grep -q "amtgw: $PER_HOST/$PER_HOST tunnels received on all 1 channels" <<<"$summary" ||
         fail "gateway host $h: not every tunnel received the stream"
     fewest=$(grep -o "fewest packets on one tunnel's channel: [0-9]*" <<<"$summary" | grep -o "[0-9]*$")
+    total=$(grep -o "amtgw: [0-9]* packets received" "$WORK/gateway$h.log" | grep -o "[0-9]*")
     [ "$fewest" -ge "$PACKETS" ] || fail "gateway host $h: a tunnel received $fewest packets, fewer than the $PACKETS of the burst"
+    [ "$total" -eq $((PER_HOST * fewest)) ] ||
+        fail "gateway host $h: $total packets over $PER_HOST tunnels, the fewest $fewest: the tunnels did not all get the same stream"
 done
-pass "all $GATEWAYS tunnels received the stream from both workers (each at least the $PACKETS packets of the burst)"
+pass "all $GATEWAYS tunnels received the same stream, from both workers (each the $PACKETS packets of the burst and the warm-up)"
