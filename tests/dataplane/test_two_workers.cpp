@@ -14,6 +14,7 @@
 #include "dataplane/daemon/relay_control.hpp"
 #include "dataplane/daemon/relay_metrics.hpp"
 #include "harness.hpp"
+#include "scrape.hpp"
 
 using namespace amt;
 using namespace amt::test;
@@ -46,26 +47,6 @@ size_t data_count(const std::vector<Frame>& frames) {
     for (const auto& [gateway, packets] : data_by_gateway(frames))
         n += packets.size();
     return n;
-}
-
-// The sum of a family's samples whose labels include every pair of `match` (-1: no family).
-double scraped(const std::vector<prometheus::MetricFamily>& families, const std::string& name,
-               const std::map<std::string, std::string>& match = {}) {
-    for (const prometheus::MetricFamily& f : families) {
-        if (f.name != name) continue;
-        double total = 0;
-        for (const prometheus::ClientMetric& m : f.metric) {
-            size_t hits = 0;
-            for (const auto& l : m.label)
-                hits += match.count(l.name) != 0 && match.at(l.name) == l.value;
-            if (hits == match.size())
-                total +=
-                    f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
-        }
-        return total;
-    }
-    ADD_FAILURE() << "no metric family " << name;
-    return -1;
 }
 
 Frame request_frame(const TestRelay& relay, const UdpEndpoint& from) {
@@ -184,9 +165,9 @@ TEST(TwoWorkers, CountersAreSummedOverTheWorkers) {
     relay.step();
     dp.control().update_gauges();
 
-    const auto families = metrics.Collect();
+    Scrape scrape(metrics);
     const auto sample = [&](const std::string& name, std::map<std::string, std::string> m = {}) {
-        return static_cast<uint64_t>(scraped(families, name, m));
+        return static_cast<uint64_t>(scrape.sum(name, m));
     };
     const auto per_worker = [&](const std::string& name, int w) {
         return sample(name, {{"worker", std::to_string(w)}});
