@@ -255,6 +255,9 @@ void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
                "Share of each worker's time spent in polls that received packets, over the last "
                "second (0..1)",
                MetricType::Gauge);
+    MetricFamily rx = family("amt_worker_rx_packets_total",
+                             "Frames each worker took from its RX queues: how RSS spreads the load",
+                             MetricType::Counter);
     MetricFamily replicas =
         family("amt_replicas_total", "AMT Data packets (replicas) handed to the NIC, per worker",
                MetricType::Counter);
@@ -271,11 +274,12 @@ void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
         add(busy, static_cast<double>(c.busy_cycles.value()) / hz, labels);
         add(idle, static_cast<double>(c.idle_cycles.value()) / hz, labels);
         add(ratio, busy_ratio_[w].load(std::memory_order_relaxed), labels);
+        add(rx, static_cast<double>(c.rx_packets.value()), labels);
         add(replicas, static_cast<double>(c.replicas.value()), labels);
         add(replica_bytes, static_cast<double>(c.replica_bytes.value()), labels);
         add(multicast_in, static_cast<double>(c.multicast_in.value()), labels);
     }
-    for (MetricFamily* f : {&busy, &idle, &ratio, &replicas, &replica_bytes, &multicast_in})
+    for (MetricFamily* f : {&busy, &idle, &ratio, &rx, &replicas, &replica_bytes, &multicast_in})
         out.push_back(std::move(*f));
 
     const auto total = [&](const char* name, const char* help, auto field) {

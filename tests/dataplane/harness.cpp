@@ -1,9 +1,11 @@
 #include "harness.hpp"
 
 #include <gtest/gtest.h>
+#include <rte_dev.h>
 #include <rte_eth_ring.h>
 #include <rte_lcore.h>
 
+#include <iterator>
 #include <stdexcept>
 
 namespace amt::test {
@@ -40,8 +42,14 @@ RingPort::RingPort(const std::string& name, uint16_t rx_queues, uint16_t tx_queu
 }
 
 RingPort::~RingPort() {
+    // rte_eth_from_rings made a vdev: removing the device (not only closing the port) frees its
+    // name, so that the next relay of that name (--gtest_repeat) can be built.
     uint16_t id;
-    if (rte_eth_dev_get_port_by_name(name_.c_str(), &id) == 0) rte_eth_dev_close(id);
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_get_port_by_name(name_.c_str(), &id) == 0 &&
+        rte_eth_dev_info_get(id, &info) == 0 && rte_dev_remove(info.device) != 0) {
+        rte_eth_dev_close(id);
+    }
     sent();
     for (rte_ring* r : rx_) {
         void* m;
@@ -62,18 +70,25 @@ void RingPort::inject(const Frame& frame, uint16_t rx_queue) {
     ASSERT_EQ(rte_ring_enqueue(rx_[rx_queue], m), 0);
 }
 
+std::vector<Frame> RingPort::sent_on(uint16_t tx_queue) {
+    std::vector<Frame> out;
+    void* obj;
+    while (rte_ring_dequeue(tx_[tx_queue], &obj) == 0) {
+        auto* m = static_cast<rte_mbuf*>(obj);
+        Frame f(m->pkt_len);
+        const void* data = rte_pktmbuf_read(m, 0, m->pkt_len, f.data());
+        if (data != f.data()) std::memcpy(f.data(), data, m->pkt_len);
+        out.push_back(std::move(f));
+        rte_pktmbuf_free(m);
+    }
+    return out;
+}
+
 std::vector<Frame> RingPort::sent() {
     std::vector<Frame> out;
-    for (rte_ring* r : tx_) {
-        void* obj;
-        while (rte_ring_dequeue(r, &obj) == 0) {
-            auto* m = static_cast<rte_mbuf*>(obj);
-            Frame f(m->pkt_len);
-            const void* data = rte_pktmbuf_read(m, 0, m->pkt_len, f.data());
-            if (data != f.data()) std::memcpy(f.data(), data, m->pkt_len);
-            out.push_back(std::move(f));
-            rte_pktmbuf_free(m);
-        }
+    for (uint16_t q = 0; q < tx_.size(); ++q) {
+        std::vector<Frame> frames = sent_on(q);
+        std::move(frames.begin(), frames.end(), std::back_inserter(out));
     }
     return out;
 }
@@ -187,25 +202,37 @@ Frame TestRelay::report(RecordType type, const IpAddress& group,
     return buf;
 }
 
-bool TestRelay::join(const UdpEndpoint& gateway, const UdpEndpoint& relay, ByteView report) {
+std::optional<MembershipQuery> TestRelay::handshake(const UdpEndpoint& gateway,
+                                                    const UdpEndpoint& relay, uint16_t queue) {
     uint8_t req[8];
     build_request(req, {.nonce = 0x1234u + gateway.port, .flags = 0});
-    nic_.inject(udp_frame(relay_mac(), router_mac, gateway, relay, ByteView(req)));
+    nic_.inject(udp_frame(relay_mac(), router_mac, gateway, relay, ByteView(req)), queue);
     step();
-    std::vector<Frame> out = nic_.sent();
-    MembershipQuery q;
-    bool found = false;
-    for (const Frame& f : out) {
+    std::optional<MembershipQuery> found;
+    for (const Frame& f : nic_.sent()) {
         const Received r = parse_frame(f);
+        MembershipQuery q;
         if (r.ok && r.udp.dst == gateway &&
             parse_membership_query(r.udp.payload, q) == ParseError::ok) {
-            found = true;
+            q.encapsulated = {};  // points into a frame that is gone
+            found = q;
         }
     }
-    if (!found) return false;
+    return found;
+}
+
+Frame TestRelay::update_frame(const UdpEndpoint& gateway, const UdpEndpoint& relay,
+                              const MembershipQuery& query, ByteView report) const {
     uint8_t update[1600];
-    const size_t n = build_membership_update(update, q.mac, q.nonce, report);
-    nic_.inject(udp_frame(relay_mac(), router_mac, gateway, relay, ByteView(update, n)));
+    const size_t n = build_membership_update(update, query.mac, query.nonce, report);
+    return udp_frame(dataplane_->port().mac(), router_mac, gateway, relay, ByteView(update, n));
+}
+
+bool TestRelay::join(const UdpEndpoint& gateway, const UdpEndpoint& relay, ByteView report,
+                     HandshakeQueues queues) {
+    const std::optional<MembershipQuery> q = handshake(gateway, relay, queues.request);
+    if (!q) return false;
+    nic_.inject(update_frame(gateway, relay, *q, report), queues.update);
     step();
     return true;
 }

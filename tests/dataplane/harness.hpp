@@ -6,6 +6,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,8 @@ class RingPort {
     void inject(const Frame& frame, uint16_t rx_queue = 0);
     // Everything sent on any TX queue since the last call, chains linearised, in queue order.
     std::vector<Frame> sent();
+    // The same for one TX queue (worker i sends on queue i, the control thread on the last).
+    std::vector<Frame> sent_on(uint16_t tx_queue);
 
   private:
     std::string name_;
@@ -67,6 +70,13 @@ Received parse_frame(const Frame& f);
 // Pops the next frame from `q` (fails the test if there is none).
 Frame pop(std::vector<Frame>& q);
 
+// The RX queue (= the worker) each message of a handshake arrives on. RSS usually puts a
+// gateway's Request and Update on the same queue, but a NAT rebinding or a rehash may not.
+struct HandshakeQueues {
+    uint16_t request = 0;
+    uint16_t update = 0;
+};
+
 // A relay on ring ports, stepped by the test: step() polls every worker and the control thread.
 class TestRelay {
   public:
@@ -96,7 +106,14 @@ class TestRelay {
 
     // Request → Query → Update (report built by `report`), stepping the relay; returns true if
     // the Query came back. `relay` picks the family of the outer header.
-    bool join(const UdpEndpoint& gateway, const UdpEndpoint& relay, ByteView report_datagram);
+    bool join(const UdpEndpoint& gateway, const UdpEndpoint& relay, ByteView report_datagram,
+              HandshakeQueues queues = {});
+    // Request → Query only (on `queue`, stepping the relay): the Query's MAC and nonce, with
+    // which the gateway's Updates (update_frame) are accepted until the secret changes.
+    std::optional<MembershipQuery> handshake(const UdpEndpoint& gateway, const UdpEndpoint& relay,
+                                             uint16_t queue = 0);
+    Frame update_frame(const UdpEndpoint& gateway, const UdpEndpoint& relay,
+                       const MembershipQuery& query, ByteView report_datagram) const;
     // A report with one record of `type` for `group` and `sources`, in the group's family.
     static Frame report(RecordType type, const IpAddress& group,
                         const std::vector<IpAddress>& sources);

@@ -9,6 +9,7 @@
 #include "dataplane/daemon/relay_control.hpp"
 #include "dataplane/daemon/relay_metrics.hpp"
 #include "harness.hpp"
+#include "scrape.hpp"
 
 using namespace amt;
 using namespace amt::test;
@@ -20,33 +21,6 @@ const IpAddress S1 = *IpAddress::parse("198.51.100.7");
 const IpAddress G1 = *IpAddress::parse("232.1.1.1");
 const IpAddress G2 = *IpAddress::parse("232.1.1.2");
 const IpAddress ASM_G = *IpAddress::parse("239.1.2.3");
-
-// One sample of a scrape: the family's name and the sample's labels.
-struct Scrape {
-    std::vector<prometheus::MetricFamily> families;
-
-    explicit Scrape(const RelayMetrics& m) : families(m.Collect()) {}
-
-    // Sum of the family's samples whose labels include every pair of `match`.
-    double sum(const std::string& name, const std::map<std::string, std::string>& match = {}) {
-        for (const prometheus::MetricFamily& f : families) {
-            if (f.name != name) continue;
-            double total = 0;
-            for (const prometheus::ClientMetric& m : f.metric) {
-                size_t hits = 0;
-                for (const auto& l : m.label)
-                    hits += match.count(l.name) != 0 && match.at(l.name) == l.value;
-                if (hits != match.size()) continue;
-                total += f.type == prometheus::MetricType::Counter     ? m.counter.value
-                         : f.type == prometheus::MetricType::Histogram ? m.histogram.sample_count
-                                                                       : m.gauge.value;
-            }
-            return total;
-        }
-        ADD_FAILURE() << "no metric family " << name;
-        return -1;
-    }
-};
 
 bool query_has_l_flag(TestRelay& relay, const UdpEndpoint& gateway) {
     uint8_t req[8];

@@ -93,23 +93,27 @@ pass() { echo "PASS: $*"; }
 # skip REASON: this test cannot run on this machine; meson counts exit 77 as skipped, never passed.
 skip() { echo "SKIP: $*"; exit 77; }
 
-# send_multicast N GROUPS PORT COUNT [INTERVAL]: from inside namespace N (TTL 8), COUNT rounds
-# of one UDP datagram to each of GROUPS (space-separated), INTERVAL seconds apart (0.02).
+# send_multicast N GROUPS PORT COUNT [INTERVAL] [SOCKETS]: from inside namespace N (TTL 8), COUNT
+# rounds of one UDP datagram to each of GROUPS (space-separated), INTERVAL seconds apart (0.02),
+# from each of SOCKETS sockets (1), that is from as many UDP source ports: flows that RSS (or
+# af_packet's fanout hash) spreads over queues, one (S,G) for the relay.
 send_multicast() {
-    local n=$1 groups=$2 port=$3 count=$4 interval=${5:-0.02}
-    in_ns "$n" /usr/bin/python3 - "$groups" "$port" "$count" "$interval" <<'PY'
+    local n=$1 groups=$2 port=$3 count=$4 interval=${5:-0.02} sockets=${6:-1}
+    in_ns "$n" /usr/bin/python3 - "$groups" "$port" "$count" "$interval" "$sockets" <<'PY'
 import socket, sys, time
 groups, port, count = sys.argv[1].split(), int(sys.argv[2]), int(sys.argv[3])
-interval = float(sys.argv[4])
+interval, sockets = float(sys.argv[4]), int(sys.argv[5])
 fam = socket.AF_INET6 if ":" in groups[0] else socket.AF_INET
-s = socket.socket(fam, socket.SOCK_DGRAM)
-if fam == socket.AF_INET:
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 8)
-else:
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 8)
+senders = [socket.socket(fam, socket.SOCK_DGRAM) for _ in range(sockets)]
+for s in senders:
+    if fam == socket.AF_INET:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 8)
+    else:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 8)
 for i in range(count):
-    for group in groups:
-        s.sendto(b"amt-system-test %06d" % i, (group, port))
+    for s in senders:
+        for group in groups:
+            s.sendto(b"amt-system-test %06d" % i, (group, port))
     time.sleep(interval)
 PY
 }

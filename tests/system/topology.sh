@@ -33,6 +33,7 @@ args = ["-l", "0-1", "--no-huge", "-m", "512", "--no-shconf", "--no-pci",
 [ports]
 upstream = "net_af_packet0"
 downstream = "net_af_packet1"
+workers = ${RELAY_WORKERS:-1}
 [relay]
 addresses = ["${RELAY_IP}"]
 membership_timeout = ${RELAY_TIMEOUT:-270}
