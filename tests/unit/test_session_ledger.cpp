@@ -9,6 +9,9 @@
 #include <optional>
 #include <vector>
 
+#include "common/amt_messages.hpp"
+#include "common/igmp_mld.hpp"
+#include "common/packet_headers.hpp"
 #include "controlplane/relay_engine.hpp"
 #include "controlplane/session_ledger.hpp"
 
