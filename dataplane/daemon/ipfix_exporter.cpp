@@ -58,29 +58,30 @@ struct WireRecord {
 };
 static_assert(sizeof(WireRecord) == 136);
 
+// Lengths are explicit: libfixbuf refuses an internal template with defaulted lengths.
 // Which export template an element belongs to: the channel's family and the tunnel's.
 constexpr uint32_t channel_v4 = 1, channel_v6 = 2, tunnel_v4 = 4, tunnel_v6 = 8, internal = 16;
 
 // clang-format off
 fbInfoElementSpec_t record_spec[] = {
-    {const_cast<char*>("flowStartMilliseconds"), 0, 0},
-    {const_cast<char*>("flowEndMilliseconds"), 0, 0},
-    {const_cast<char*>("packetDeltaCount"), 0, 0},
-    {const_cast<char*>("octetDeltaCount"), 0, 0},
-    {const_cast<char*>("postMCastPacketDeltaCount"), 0, 0},
-    {const_cast<char*>("postMCastOctetDeltaCount"), 0, 0},
-    {const_cast<char*>("sourceIPv6Address"), 0, channel_v6},
-    {const_cast<char*>("destinationIPv6Address"), 0, channel_v6},
-    {const_cast<char*>("postNATSourceIPv6Address"), 0, tunnel_v6},
-    {const_cast<char*>("postNATDestinationIPv6Address"), 0, tunnel_v6},
-    {const_cast<char*>("sourceIPv4Address"), 0, channel_v4},
-    {const_cast<char*>("destinationIPv4Address"), 0, channel_v4},
-    {const_cast<char*>("postNATSourceIPv4Address"), 0, tunnel_v4},
-    {const_cast<char*>("postNATDestinationIPv4Address"), 0, tunnel_v4},
-    {const_cast<char*>("postNAPTSourceTransportPort"), 0, 0},
-    {const_cast<char*>("postNAPTDestinationTransportPort"), 0, 0},
-    {const_cast<char*>("protocolIdentifier"), 0, 0},
-    {const_cast<char*>("flowEndReason"), 0, 0},
+    {const_cast<char*>("flowStartMilliseconds"), 8, 0},
+    {const_cast<char*>("flowEndMilliseconds"), 8, 0},
+    {const_cast<char*>("packetDeltaCount"), 8, 0},
+    {const_cast<char*>("octetDeltaCount"), 8, 0},
+    {const_cast<char*>("postMCastPacketDeltaCount"), 8, 0},
+    {const_cast<char*>("postMCastOctetDeltaCount"), 8, 0},
+    {const_cast<char*>("sourceIPv6Address"), 16, channel_v6},
+    {const_cast<char*>("destinationIPv6Address"), 16, channel_v6},
+    {const_cast<char*>("postNATSourceIPv6Address"), 16, tunnel_v6},
+    {const_cast<char*>("postNATDestinationIPv6Address"), 16, tunnel_v6},
+    {const_cast<char*>("sourceIPv4Address"), 4, channel_v4},
+    {const_cast<char*>("destinationIPv4Address"), 4, channel_v4},
+    {const_cast<char*>("postNATSourceIPv4Address"), 4, tunnel_v4},
+    {const_cast<char*>("postNATDestinationIPv4Address"), 4, tunnel_v4},
+    {const_cast<char*>("postNAPTSourceTransportPort"), 2, 0},
+    {const_cast<char*>("postNAPTDestinationTransportPort"), 2, 0},
+    {const_cast<char*>("protocolIdentifier"), 1, 0},
+    {const_cast<char*>("flowEndReason"), 1, 0},
     {const_cast<char*>("paddingOctets"), 2, internal},
     FB_IESPEC_NULL};
 // clang-format on
@@ -143,6 +144,7 @@ class FixbufSession {
     FixbufSession(const IpfixConfig& config, const std::string& host, const std::string& port) {
         model_ = fbInfoModelAlloc();
         session_ = fbSessionAlloc(model_);
+        fbSessionSetDomain(session_, config.observation_domain);  // templates live in a domain
         GError* err = nullptr;
         fbTemplate_t* in = fbTemplateAlloc(model_);
         if (!fbTemplateAppendSpecArray(in, record_spec, UINT32_MAX, &err) ||
@@ -164,7 +166,6 @@ class FixbufSession {
         spec.svc = port_.data();
         exporter_ = fbExporterAllocNet(&spec);
         buf_ = fBufAllocForExport(session_, exporter_);  // owns session_ and exporter_ now
-        fbSessionSetDomain(session_, config.observation_domain);
     }
     ~FixbufSession() {
         if (buf_ != nullptr) fBufFree(buf_);
@@ -266,8 +267,19 @@ void IpfixExporter::finish(std::chrono::milliseconds max_wait) {
     stats_.queued.store(0);
 }
 
+// libfixbuf reports through GLib's log, once per failed send ("I/O error on UDP send"): to the
+// debug log, since the exporter counts failures and summarises them every 10 s itself.
+static void log_glib(const gchar*, GLogLevelFlags level, const gchar* message, gpointer) {
+    if ((level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) != 0) {
+        spdlog::error("ipfix: libfixbuf: {}", message);
+    } else {
+        spdlog::debug("ipfix: libfixbuf: {}", message);
+    }
+}
+
 void IpfixExporter::run() {
     using Clock = std::chrono::steady_clock;
+    g_log_set_default_handler(log_glib, nullptr);
     const auto [host, port] = split_host_port(config_.collector);
     std::optional<FixbufSession> fixbuf;
     try {
