@@ -322,7 +322,7 @@ int main(int argc, char** argv) {
             spdlog::info(
                 "ipfix: per-tunnel records to {} over {}, observation domain {}, active timeout "
                 "{} s",
-                config.ipfix.collector, config.ipfix.tcp ? "TCP" : "UDP",
+                config.ipfix.collector, "UDP",
                 config.ipfix.observation_domain, config.ipfix.active_timeout_seconds);
         }
         const MetricsRegistration registration(exposer.get(), metrics);

@@ -161,7 +161,7 @@ class FixbufSession {
         host_ = host;
         port_ = port;
         fbConnSpec_t spec{};
-        spec.transport = config.tcp ? FB_TCP : FB_UDP;
+        spec.transport = FB_UDP;
         spec.host = host_.data();
         spec.svc = port_.data();
         exporter_ = fbExporterAllocNet(&spec);
@@ -296,7 +296,7 @@ void IpfixExporter::run() {
         stats_.dropped_send_failed.fetch_add(lost, std::memory_order_relaxed);
         ++failures;
         last_error = error;
-        need_templates = true;  // a new connection (TCP) or a collector that restarted (UDP)
+        need_templates = true;  // a collector that was down may be back: templates first
     };
     const auto emit = [&] {
         if (pending == 0) return;
@@ -313,12 +313,11 @@ void IpfixExporter::run() {
         const bool stopping = stopping_.load(std::memory_order_acquire);
         const Clock::time_point now = Clock::now();
         if (stopping && (now >= deadline_ || head_.load() == tail_.load())) break;
-        // Templates: first, after a failure (retried every second), and over UDP every
-        // template_refresh seconds (RFC 7011 §10.3.6: a collector that restarted learns them).
+        // Templates: first, after a failure (retried every second), and every template_refresh
+        // seconds (RFC 7011 §10.3.6: a collector that restarted learns them again).
         const auto since_templates = now - last_templates;
         if (fixbuf && ((need_templates && since_templates >= std::chrono::seconds(1)) ||
-                       (!config_.tcp &&
-                        since_templates >= std::chrono::seconds(config_.template_refresh_seconds)))) {
+                       since_templates >= std::chrono::seconds(config_.template_refresh_seconds))) {
             emit();
             std::string error;
             if (fixbuf->send_templates(error)) {

@@ -1,5 +1,7 @@
 // Per-tunnel accounting over IPFIX (RFC 7011, issue 15): the SessionLedger's records go to a
-// collector, encoded by libfixbuf (the packaged IPFIX library). The control thread only copies
+// collector over UDP, encoded by libfixbuf (the packaged IPFIX library). UDP only: a TCP
+// collector that stops reading would block the sending thread for good (libfixbuf 2.4 has no send
+// timeout), and a record lost over UDP is no worse than one dropped from a full queue. The control thread only copies
 // each record into a bounded single-producer queue; a thread of its own encodes and sends, so a
 // slow or absent collector costs the relay nothing but the records that do not fit the queue
 // (counted, and logged at most every 10 s).
@@ -23,7 +25,6 @@ namespace amt {
 
 struct IpfixConfig {
     std::string collector;  // "HOST:PORT" ("[v6]:PORT"); empty: no export
-    bool tcp = false;       // ipfix.transport = "tcp" (default "udp")
     uint32_t observation_domain = 0;
     uint32_t active_timeout_seconds = 300;    // long sessions reported this often
     uint32_t template_refresh_seconds = 60;   // UDP: templates resent (RFC 7011 §10.3.6)

@@ -278,11 +278,11 @@ void parse_ipfix(const toml::table& root, const std::string& origin, RelayConfig
                    "\"collector.example:4739\" (or \"\" to switch the export off)");
         }
     }
-    std::string transport = x.tcp ? "tcp" : "udp";
-    if (s.string("transport", transport)) {
-        if (transport != "udp" && transport != "tcp")
-            s.fail("ipfix.transport = \"" + transport + "\"", "must be \"udp\" or \"tcp\"");
-        x.tcp = transport == "tcp";
+    std::string transport = "udp";
+    if (s.string("transport", transport) && transport != "udp") {
+        s.fail("ipfix.transport = \"" + transport + "\"",
+               "must be \"udp\" (TCP is not offered: a collector that stops reading would stall "
+               "the export)");
     }
     s.integer("observation_domain", x.observation_domain, 0, 4'294'967'295LL);
     s.integer("active_timeout", x.active_timeout_seconds, 1, 86400);
