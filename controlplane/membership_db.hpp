@@ -177,10 +177,11 @@ class MembershipDb {
     std::unordered_map<IpAddress, std::unordered_map<FlowKey, uint32_t>> shared_flows_;
     std::unordered_map<IpAddress, GroupView> groups_;
     size_t flow_count_ = 0;
-    SessionEnd ending_ = SessionEnd::leave;  // stamped on the edits of the change under way
     std::vector<EndpointId> wheel_;  // head of each slot's list, or no_endpoint
     int64_t wheel_tick_ = -1;        // last tick processed
     KnownGateways* known_;
+    // Why the change under way ends sessions: stamped on its remove_tunnel / delete_flow edits.
+    SessionEnd ending_ = SessionEnd::leave;
 };
 
 }  // namespace amt

@@ -4,8 +4,8 @@
 
 namespace amt {
 
-SessionLedger::SessionLedger(const FlowCountSource& counts, SessionSink& sink,
-                             Time active_timeout, Time wall_offset)
+SessionLedger::SessionLedger(const FlowCountSource& counts, SessionSink& sink, Time active_timeout,
+                             Time wall_offset)
     : counts_(counts), sink_(sink), active_timeout_(active_timeout), wall_offset_(wall_offset) {}
 
 // A record is at most sweep_period() late: a tenth of the active timeout, 1 s to 60 s.
@@ -113,10 +113,10 @@ void SessionLedger::advance(Time now) {
     const Time elapsed = now - last_sweep_;
     if (elapsed <= Time{0} || sessions_.empty()) return;
     // This call's share of the table, so that all of it is looked at once per sweep_period().
-    const size_t share = static_cast<size_t>(
-        static_cast<double>(sessions_.size()) * static_cast<double>(elapsed.count()) /
-            static_cast<double>(sweep_period().count()) +
-        1);
+    const size_t share = static_cast<size_t>(static_cast<double>(sessions_.size()) *
+                                                 static_cast<double>(elapsed.count()) /
+                                                 static_cast<double>(sweep_period().count()) +
+                                             1);
     last_sweep_ = now;
     for (size_t n = 0; n < std::min(share, sessions_.size()); ++n) {
         if (cursor_ >= sessions_.size()) cursor_ = 0;
@@ -128,8 +128,8 @@ void SessionLedger::advance(Time now) {
 
 void SessionLedger::stop(Time now) {
     for (uint32_t id = 0; id < sessions_.size(); ++id) {
-        if (sessions_[id].in_use) end(id, now, SessionEnd::relay_stop,
-                                      counts_.flow_count(sessions_[id].flow));
+        if (sessions_[id].in_use)
+            end(id, now, SessionEnd::relay_stop, counts_.flow_count(sessions_[id].flow));
     }
 }
 

@@ -37,9 +37,9 @@ class FlowCountSource {
 };
 
 struct SessionRecord {
-    UdpEndpoint gateway;  // the tunnel's far end as the relay sees it (after NAT)
-    UdpEndpoint relay;    // the relay address and port the gateway talks to
-    FlowKey flow;         // (S,G), or (*,G) with S unspecified
+    UdpEndpoint gateway;   // the tunnel's far end as the relay sees it (after NAT)
+    UdpEndpoint relay;     // the relay address and port the gateway talks to
+    FlowKey flow;          // (S,G), or (*,G) with S unspecified
     int64_t start_ms = 0;  // Unix time of the interval's start (the session's, or the last report)
     int64_t end_ms = 0;
     uint64_t packets = 0;  // native packets of the flow during the interval

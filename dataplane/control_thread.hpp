@@ -55,9 +55,10 @@ struct ControlGauges {
     std::atomic<uint64_t> expired_endpoints{0};
     std::atomic<uint64_t> publish_failures{0};
     std::atomic<uint64_t> flows_unpublished{0};  // table full: not forwarding yet
-    std::atomic<uint64_t> accounting_sessions{0};  // per-tunnel accounting: open sessions
     std::atomic<bool> draining{false};
     std::atomic<bool> refusing{false};  // L flag set: draining or at capacity
+    // Per-tunnel accounting (ipfix.collector): sessions open.
+    std::atomic<uint64_t> accounting_sessions{0};
 };
 
 class ControlThread : private EngineSink, private UpstreamSink, private NeighborSink {

@@ -20,7 +20,7 @@ namespace {
 // What waits for a grace period: a replaced or deleted flow's set, and a deleted key's slot.
 struct Retired {
     GatewaySet* set;
-    int32_t key_position;  // -1 when only the set is retired (replacement)
+    int32_t key_position;   // -1 when only the set is retired (replacement)
     uint32_t counter_slot;  // FlowCounters slot to give back, or no_slot
     uint64_t retired_tsc;
 };

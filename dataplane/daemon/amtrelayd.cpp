@@ -310,20 +310,20 @@ int main(int argc, char** argv) {
         std::unique_ptr<IpfixExporter> ipfix;
         if (config.ipfix.enabled()) {
             ipfix = std::make_unique<IpfixExporter>(config.ipfix);
-            const Time wall_offset =
-                std::chrono::system_clock::now().time_since_epoch() -
-                std::chrono::steady_clock::now().time_since_epoch();
+            const Time wall_offset = std::chrono::system_clock::now().time_since_epoch() -
+                                     std::chrono::steady_clock::now().time_since_epoch();
             dp.control().start_accounting(
                 *ipfix, std::chrono::seconds(config.ipfix.active_timeout_seconds), wall_offset);
-            metrics->add_source([&exporter = *ipfix, &dp](std::vector<prometheus::MetricFamily>& out) {
-                add_ipfix_families(exporter.stats(),
-                                   dp.control().gauges().accounting_sessions.load(), out);
-            });
+            metrics->add_source(
+                [&exporter = *ipfix, &dp](std::vector<prometheus::MetricFamily>& out) {
+                    add_ipfix_families(exporter.stats(),
+                                       dp.control().gauges().accounting_sessions.load(), out);
+                });
             spdlog::info(
                 "ipfix: per-tunnel records to {} over {}, observation domain {}, active timeout "
                 "{} s",
-                config.ipfix.collector, "UDP",
-                config.ipfix.observation_domain, config.ipfix.active_timeout_seconds);
+                config.ipfix.collector, "UDP", config.ipfix.observation_domain,
+                config.ipfix.active_timeout_seconds);
         }
         const MetricsRegistration registration(exposer.get(), metrics);
         RelayControl relay_control(dp, config.operations);

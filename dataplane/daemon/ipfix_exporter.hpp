@@ -1,10 +1,10 @@
 // Per-tunnel accounting over IPFIX (RFC 7011, issue 15): the SessionLedger's records go to a
 // collector over UDP, encoded by libfixbuf (the packaged IPFIX library). UDP only: a TCP
 // collector that stops reading would block the sending thread for good (libfixbuf 2.4 has no send
-// timeout), and a record lost over UDP is no worse than one dropped from a full queue. The control thread only copies
-// each record into a bounded single-producer queue; a thread of its own encodes and sends, so a
-// slow or absent collector costs the relay nothing but the records that do not fit the queue
-// (counted, and logged at most every 10 s).
+// timeout), and a record lost over UDP is no worse than one dropped from a full queue. The control
+// thread only copies each record into a bounded single-producer queue; a thread of its own encodes
+// and sends, so a slow or absent collector costs the relay nothing but the records that do not fit
+// the queue (counted, and logged at most every 10 s).
 //
 // Record layout (README, "Per-tunnel accounting"): the channel is the flow (S → G), the tunnel
 // its translation (relay:2268 → gateway:port, post-NAT as the relay sees it), in the NAT
@@ -26,9 +26,9 @@ namespace amt {
 struct IpfixConfig {
     std::string collector;  // "HOST:PORT" ("[v6]:PORT"); empty: no export
     uint32_t observation_domain = 0;
-    uint32_t active_timeout_seconds = 300;    // long sessions reported this often
-    uint32_t template_refresh_seconds = 60;   // UDP: templates resent (RFC 7011 §10.3.6)
-    uint32_t queue_records = 65536;           // records waiting for the exporter thread
+    uint32_t active_timeout_seconds = 300;   // long sessions reported this often
+    uint32_t template_refresh_seconds = 60;  // UDP: templates resent (RFC 7011 §10.3.6)
+    uint32_t queue_records = 65536;          // records waiting for the exporter thread
     bool enabled() const { return !collector.empty(); }
 };
 
@@ -36,8 +36,8 @@ struct IpfixConfig {
 std::pair<std::string, std::string> split_host_port(const std::string& text);
 
 struct IpfixStats {
-    std::atomic<uint64_t> exported{0};            // records handed to the transport
-    std::atomic<uint64_t> dropped_queue_full{0};  // the exporter thread was behind
+    std::atomic<uint64_t> exported{0};             // records handed to the transport
+    std::atomic<uint64_t> dropped_queue_full{0};   // the exporter thread was behind
     std::atomic<uint64_t> dropped_send_failed{0};  // the transport refused the message
     std::atomic<uint64_t> messages{0};             // IPFIX messages sent
     std::atomic<uint64_t> template_sends{0};       // template sets sent (start and refreshes)

@@ -327,9 +327,10 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     }
     for (const auto& [key, value] : root) {
         if (sections.count(std::string(key.str())) == 0) {
-            throw ConfigError(origin + ": [" + std::string(key.str()) +
-                              "]: unknown section (allowed: eal, ports, relay, limits, downstream, "
-                              "upstream, dataplane, log, af_xdp, metrics, control, drain, state, ipfix)");
+            throw ConfigError(
+                origin + ": [" + std::string(key.str()) +
+                "]: unknown section (allowed: eal, ports, relay, limits, downstream, "
+                "upstream, dataplane, log, af_xdp, metrics, control, drain, state, ipfix)");
         }
     }
     RelayConfig c;

@@ -87,6 +87,16 @@ sleep 1  # the last packets reach gateway 1
 gateway_total() { grep -ao "[0-9]* packets received" "$WORK/gateway$1.log" | tail -n1 | cut -d' ' -f1; }
 gw2_packets=$(gateway_total 2)
 [ "$gw2_packets" -gt 50 ] || fail "gateway 2 received only $gw2_packets packets before it left"
+# The export as the operator sees it: records exported, none dropped, and the deploy/ rules'
+# metrics (AmtRelayIpfixRecordsDropped) present in a real scrape.
+in_ns relay curl -sf http://127.0.0.1:9850/metrics >"$WORK/scrape"
+exported=$(awk '$1 == "amt_ipfix_records_exported_total" {print $2}' "$WORK/scrape")
+dropped=$(awk '$1 ~ /^amt_ipfix_records_dropped_total/ {s += $2} END {print s + 0}' "$WORK/scrape")
+[ "${exported%.*}" -gt 0 ] && [ "$dropped" = 0 ] ||
+    fail "metrics: exported ${exported:-none}, dropped $dropped"
+"$(dirname "$0")/check_deploy.sh" "$WORK/scrape" >"$WORK/check_deploy.log" 2>&1 ||
+    fail "deploy/ checks against the scrape: $(grep FAIL "$WORK/check_deploy.log")"
+pass "amt_ipfix_records_exported_total $exported, amt_ipfix_records_dropped_total 0; alert rules check out against the scrape"
 stop_relay  # gateway 1's session ends with the relay (forced end)
 kill -INT "$GW1"
 wait_exit "$GW1" 10 "gateway 1 exits"

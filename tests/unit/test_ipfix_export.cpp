@@ -89,7 +89,8 @@ void write_pcap(const std::string& path, const std::vector<std::vector<uint8_t>>
         std::copy(d.begin(), d.end(), ip4 + 28);
         put(0, 4), put(0, 4), put(static_cast<uint32_t>(frame.size()), 4);
         put(static_cast<uint32_t>(frame.size()), 4);
-        f.write(reinterpret_cast<const char*>(frame.data()), static_cast<std::streamsize>(frame.size()));
+        f.write(reinterpret_cast<const char*>(frame.data()),
+                static_cast<std::streamsize>(frame.size()));
     }
 }
 
@@ -114,8 +115,8 @@ void wait_until(Fn done) {
 
 TEST(IpfixExport, TsharkDecodesEveryTemplateAndRecord) {
     UdpCollector collector;
-    IpfixExporter exporter({.collector = "127.0.0.1:" + std::to_string(collector.port()),
-                            .observation_domain = 7});
+    IpfixExporter exporter(
+        {.collector = "127.0.0.1:" + std::to_string(collector.port()), .observation_domain = 7});
     wait_until([&] { return exporter.stats().template_sends.load() >= 1; });
     const std::vector<SessionRecord> records = {
         record("203.0.113.1", "232.1.1.1", "192.0.2.1", "198.51.100.10", 40001, 11,
@@ -175,13 +176,12 @@ TEST(IpfixExport, AbsentCollectorCostsCountedRecordsOnly) {
         const UdpCollector gone;
         port = gone.port();
     }  // closed: ICMP port unreachable from here on
-    IpfixExporter exporter({.collector = "127.0.0.1:" + std::to_string(port),
-                            .queue_records = 1024});
+    IpfixExporter exporter(
+        {.collector = "127.0.0.1:" + std::to_string(port), .queue_records = 1024});
     const size_t n = 100'000;
     for (size_t i = 0; i < n; ++i) {
-        exporter.session_record(record("203.0.113.1", "232.1.1.1", "192.0.2.1",
-                                       "198.51.100.10", static_cast<uint16_t>(i), 1,
-                                       SessionEnd::leave));
+        exporter.session_record(record("203.0.113.1", "232.1.1.1", "192.0.2.1", "198.51.100.10",
+                                       static_cast<uint16_t>(i), 1, SessionEnd::leave));
     }
     exporter.finish(std::chrono::milliseconds(500));
     const IpfixStats& st = exporter.stats();
