@@ -163,7 +163,7 @@ TEST(RelayConfig, ErrorsNameTheKeyAndWhatIsAllowed) {
     EXPECT_EQ(
         error_of(base + "[metricz]\n"),
         "test.toml: [metricz]: unknown section (allowed: eal, ports, relay, limits, downstream, "
-        "upstream, dataplane, log, af_xdp, metrics, control, drain, state)");
+        "upstream, dataplane, log, af_xdp, metrics, control, drain, state, ipfix)");
     EXPECT_EQ(error_of(base + "[metrics]\nlisten = \"9850\"\n"),
               "test.toml: metrics.listen = \"9850\": must be HOST:PORT, e.g. \"127.0.0.1:9850\" or "
               "\"[::1]:9850\"");
