@@ -50,7 +50,7 @@ TEST(FlowCounters, SessionRecordsCountWhatTheWorkersForwarded) {
     ASSERT_TRUE(relay.join(gw(2), relay.relay_v4(), leave));
     stream(relay, 3);
     ASSERT_TRUE(relay.join(gw(1), relay.relay_v4(), leave));  // the flow goes
-    relay.step(5);                                             // its grace period, its slot back
+    relay.step(5);                                            // its grace period, its slot back
     ASSERT_EQ(sink.records.size(), 2u);
     EXPECT_EQ(sink.records[0].gateway, gw(2));
     EXPECT_EQ(sink.records[0].packets, 7u);
