@@ -153,7 +153,7 @@ bool MembershipDb::member_of(EndpointId x, const IpAddress& group, const IpAddre
 
 void MembershipDb::emit_tunnel(FlowOp op, const FlowKey& key, EndpointId e) {
     const EndpointRecord& rec = endpoints_[e];
-    sink_.flow_edit({op, key, e, rec.address, rec.relay});
+    sink_.flow_edit({op, key, e, rec.address, rec.relay, ending_});
 }
 
 void MembershipDb::emit_flow(FlowOp op, const FlowKey& key) {
@@ -162,7 +162,7 @@ void MembershipDb::emit_flow(FlowOp op, const FlowKey& key) {
     } else {
         --flow_count_;
     }
-    sink_.flow_edit({op, key});
+    sink_.flow_edit({.op = op, .key = key, .why = ending_});
 }
 
 void MembershipDb::update_merged_view(EndpointId e, const GroupMembership* before,
@@ -252,12 +252,14 @@ void MembershipDb::refresh(EndpointId e, Time now, Time timeout, uint32_t nonce,
     timer_link(e, (now + timeout).count() / tick_ns + 1);
 }
 
-void MembershipDb::remove(EndpointId e) {
+void MembershipDb::remove(EndpointId e, SessionEnd why) {
+    ending_ = why;
     while (!endpoints_[e].groups.empty()) {
         GroupMembership leave;
         leave.group = endpoints_[e].groups.back().group;
         set_group(e, leave);
     }
+    ending_ = SessionEnd::leave;
     release(e);
 }
 
@@ -318,7 +320,7 @@ size_t MembershipDb::expire(Time now) {
         while (e != no_endpoint) {
             const EndpointId next = endpoints_[e].timer_next;
             if (endpoints_[e].expires_tick <= now_tick) {
-                remove(e);
+                remove(e, SessionEnd::expiry);
                 ++expired;
             }
             e = next;

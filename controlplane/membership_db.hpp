@@ -53,12 +53,17 @@ namespace amt {
 
 enum class FlowOp : uint8_t { create_flow, delete_flow, add_tunnel, remove_tunnel };
 
+// Why a tunnel stops receiving a flow (per-tunnel accounting, issue 15): a report that left it,
+// the membership timer, a Teardown, the relay stopping, or (for periodic records) not at all.
+enum class SessionEnd : uint8_t { leave, expiry, teardown, relay_stop, active };
+
 struct FlowEdit {
     FlowOp op;
     FlowKey key;
     EndpointId endpoint = 0;  // add_tunnel / remove_tunnel
     UdpEndpoint tunnel;       // add_tunnel: where Data goes (the Update's source, post-NAT)
     UdpEndpoint relay;        // add_tunnel: where Data comes from (the Update's destination)
+    SessionEnd why = SessionEnd::leave;  // remove_tunnel / delete_flow: what ended the members
 };
 
 class MembershipSink {
@@ -118,7 +123,7 @@ class MembershipDb {
     // Restarts e's membership timer and remembers the nonce+MAC that was just accepted.
     void refresh(EndpointId e, Time now, Time timeout, uint32_t nonce, const ResponseMac& mac);
     // Removes all of e's state, as a report deleting every record would (Teardown, expiry).
-    void remove(EndpointId e);
+    void remove(EndpointId e, SessionEnd why);
     // Frees e if it holds no group (a report that left everything).
     void remove_if_empty(EndpointId e);
     // Expires endpoints whose timer ran out by `now`; returns how many.
@@ -175,6 +180,8 @@ class MembershipDb {
     std::vector<EndpointId> wheel_;  // head of each slot's list, or no_endpoint
     int64_t wheel_tick_ = -1;        // last tick processed
     KnownGateways* known_;
+    // Why the change under way ends sessions: stamped on its remove_tunnel / delete_flow edits.
+    SessionEnd ending_ = SessionEnd::leave;
 };
 
 }  // namespace amt

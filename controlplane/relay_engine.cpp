@@ -161,7 +161,7 @@ void RelayEngine::handle_teardown(const Datagram& d, Time now) {
         counters_.drop(DropReason::teardown_unknown_endpoint);
         return;
     }
-    db_.remove(endpoint);
+    db_.remove(endpoint, SessionEnd::teardown);
     update_capacity_flag();
 }
 
@@ -427,7 +427,7 @@ size_t RelayEngine::restore_state(const RelayState& state, Time now) {
             ++groups;
         }
         if (groups == 0) {
-            db_.remove(id);
+            db_.remove(id, SessionEnd::leave);  // held no group: nothing to account
             continue;
         }
         ++restored;

@@ -182,6 +182,7 @@ size_t ControlThread::poll_once(Time now) {
     work += forward_exception_traffic();
     if (now - last_timers_ >= setup_.timer_interval) {
         engine_.advance(now);
+        if (ledger_) ledger_->advance(now);
         upstream_.advance(now);
         resolve_next_hops(now);
         if (neighbors_.enabled()) neighbors_.advance(now);
@@ -204,6 +205,14 @@ size_t ControlThread::poll_once(Time now) {
     return work;
 }
 
+void ControlThread::start_accounting(SessionSink& sink, Time active_timeout, Time wall_offset) {
+    ledger_.emplace(publisher_, sink, active_timeout, wall_offset);
+}
+
+void ControlThread::stop_accounting(Time now) {
+    if (ledger_) ledger_->stop(now);
+}
+
 void ControlThread::update_gauges() {
     const auto set = [](std::atomic<uint64_t>& g, uint64_t v) {
         g.store(v, std::memory_order_relaxed);
@@ -219,6 +228,7 @@ void ControlThread::update_gauges() {
     set(gauges_.expired_endpoints, engine_.expired_endpoints());
     set(gauges_.publish_failures, publisher_.publish_failures());
     set(gauges_.flows_unpublished, publisher_.unpublished());
+    set(gauges_.accounting_sessions, ledger_ ? ledger_->sessions() : 0);
     gauges_.draining.store(engine_.draining(), std::memory_order_relaxed);
     gauges_.refusing.store(engine_.refusing_new_endpoints(), std::memory_order_relaxed);
 }

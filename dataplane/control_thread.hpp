@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "controlplane/relay_engine.hpp"
+#include "controlplane/session_ledger.hpp"
 #include "controlplane/upstream_proxy.hpp"
 #include "dataplane/flow_publisher.hpp"
 #include "dataplane/neighbor_table.hpp"
@@ -56,6 +57,8 @@ struct ControlGauges {
     std::atomic<uint64_t> flows_unpublished{0};  // table full: not forwarding yet
     std::atomic<bool> draining{false};
     std::atomic<bool> refusing{false};  // L flag set: draining or at capacity
+    // Per-tunnel accounting (ipfix.collector): sessions open.
+    std::atomic<uint64_t> accounting_sessions{0};
 };
 
 class ControlThread : private EngineSink, private UpstreamSink, private NeighborSink {
@@ -76,6 +79,12 @@ class ControlThread : private EngineSink, private UpstreamSink, private Neighbor
     size_t restore_state(const RelayState& state, Time now);
     // Graceful stop (checklist §2.15): leave every group upstream, now.
     void leave_upstream();
+    // Per-tunnel accounting (issue 15): sessions from the engine's flow edits, counted from the
+    // flow table's FlowCounters, go to `sink`. Before the first poll.
+    void start_accounting(SessionSink& sink, Time active_timeout, Time wall_offset);
+    // The relay stops: every session ends now (after the workers have stopped).
+    void stop_accounting(Time now);
+    const SessionLedger* ledger() const { return ledger_ ? &*ledger_ : nullptr; }
     FlowPublisher& publisher() { return publisher_; }
     const NeighborTable& neighbors() const { return neighbors_; }
     const ControlGauges& gauges() const { return gauges_; }
@@ -90,7 +99,10 @@ class ControlThread : private EngineSink, private UpstreamSink, private Neighbor
 
   private:
     void send_reply(const UdpEndpoint& from, const UdpEndpoint& to, ByteView payload) override;
-    void flow_edit(const FlowEdit& edit) override { publisher_.apply(edit); }
+    void flow_edit(const FlowEdit& edit) override {
+        if (ledger_) ledger_->flow_edit(edit, now_);  // first: a deleted flow's counts go next
+        publisher_.apply(edit);
+    }
     void upstream_change(const FlowKey& key, bool join) override {
         upstream_.change(key, join, now_);
         if (on_upstream_change) on_upstream_change(key, join);
@@ -121,6 +133,7 @@ class ControlThread : private EngineSink, private UpstreamSink, private Neighbor
     bool refusing_ = false;
     ControlGauges gauges_;
     ProtocolCounters query_counters_;
+    std::optional<SessionLedger> ledger_;
 };
 
 }  // namespace amt

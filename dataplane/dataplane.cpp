@@ -54,6 +54,10 @@ Dataplane::Dataplane(const DataplaneConfig& config)
     }
     rcu_ = std::make_unique<Rcu>(config.workers);
     flows_ = std::make_unique<FlowTable>("amt_flows", config.flow_table_size, *rcu_);
+    if (config.count_flows) {
+        flow_counters_ = std::make_unique<FlowCounters>(config.flow_table_size, config.workers);
+        flows_->set_counters(flow_counters_.get());
+    }
     control_ring_ = std::make_unique<Ring>("amt_control", config.control_ring_size);
 
     ReplicationPolicy replication = config.replication;

@@ -46,6 +46,8 @@ struct DataplaneConfig {
     bool decrement_ttl = true;
     ReplicationPolicy replication;
     EngineConfig engine;
+    // Per-flow packet/octet counters for per-tunnel accounting (on with ipfix.collector).
+    bool count_flows = false;
 };
 
 class Dataplane {
@@ -83,6 +85,7 @@ class Dataplane {
     std::unique_ptr<Port> upstream_port_;  // only when it is another port
     std::unique_ptr<Port> exception_port_;
     std::unique_ptr<Rcu> rcu_;
+    std::unique_ptr<FlowCounters> flow_counters_;  // before flows_, which gives slots back
     std::unique_ptr<FlowTable> flows_;
     std::unique_ptr<Ring> control_ring_;
     WorkerCounters control_counters_;

@@ -76,6 +76,23 @@ void FlowPublisher::apply(const FlowEdit& edit) {
     }
 }
 
+void FlowPublisher::give_counter_slot(Members& m) {
+    FlowCounters* counters = table_.counters();
+    if (counters == nullptr || m.counter_slot != FlowCounters::no_slot) return;
+    m.counter_slot = counters->allocate();
+    if (m.counter_slot != FlowCounters::no_slot) m.counter_origin = counters->read(m.counter_slot);
+}
+
+FlowCount FlowPublisher::flow_count(const FlowKey& key) const {
+    const FlowCounters* counters = table_.counters();
+    const auto f = flows_.find(key);
+    if (counters == nullptr || f == flows_.end() || f->second.counter_slot == FlowCounters::no_slot)
+        return {};
+    const FlowCount now = counters->read(f->second.counter_slot);
+    return {now.packets - f->second.counter_origin.packets,
+            now.octets - f->second.counter_origin.octets};
+}
+
 template <typename Match>
 void FlowPublisher::set_destination_mac(Members& m, const MacAddress& mac, Match&& matches) {
     m.unresolved = 0;
@@ -146,8 +163,15 @@ size_t FlowPublisher::publish() {
             });
             set = GatewaySet::create(ready, m.unresolved);
         }
+        give_counter_slot(m);
+        set->set_counter_slot(m.counter_slot);
         GatewaySet* const published = set.get();
         if (!table_.publish(key, std::move(set))) {
+            // Never seen by a worker: the slot can go back at once.
+            if (FlowCounters* counters = table_.counters(); counters != nullptr) {
+                counters->release(m.counter_slot);
+                m.counter_slot = FlowCounters::no_slot;
+            }
             table_full = true;
             if (unpublished_.insert(key).second) ++failures_;
             continue;

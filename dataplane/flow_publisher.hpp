@@ -29,7 +29,7 @@ struct TunnelDefaults {
     uint16_t pmtu = 1500;
 };
 
-class FlowPublisher {
+class FlowPublisher : public FlowCountSource {
   public:
     FlowPublisher(FlowTable& table, const TunnelDefaults& defaults, const NextHops& next_hops,
                   NeighborTable* neighbors = nullptr);
@@ -55,6 +55,9 @@ class FlowPublisher {
     }
     // Age of a batch's oldest edit when the batch is published (edit → visible to workers).
     const LatencyHistogram& publish_latency() const { return publish_latency_; }
+    // What the workers forwarded on `key` since it was first published (the table's
+    // FlowCounters; zeros when they are off or the flow is not in the table yet).
+    FlowCount flow_count(const FlowKey& key) const override;
     // Every flow with its member count (the operator's view; control thread only).
     template <typename Fn>
     void for_each_flow(Fn&& fn) const {
@@ -67,7 +70,10 @@ class FlowPublisher {
         GatewayList tunnels;         // chunks shared with the published set (issue 17)
         EndpointPositions position;  // endpoint → index in tunnels
         uint32_t unresolved = 0;     // tunnels whose destination MAC is not known yet
+        uint32_t counter_slot = FlowCounters::no_slot;  // given at its first publish
+        FlowCount counter_origin;                       // the slot's value then
     };
+    void give_counter_slot(Members& m);
 
     FlowTable& table_;
     TunnelDefaults defaults_;

@@ -20,7 +20,8 @@ namespace {
 // What waits for a grace period: a replaced or deleted flow's set, and a deleted key's slot.
 struct Retired {
     GatewaySet* set;
-    int32_t key_position;  // -1 when only the set is retired (replacement)
+    int32_t key_position;   // -1 when only the set is retired (replacement)
+    uint32_t counter_slot;  // FlowCounters slot to give back, or no_slot
     uint64_t retired_tsc;
 };
 
@@ -37,6 +38,7 @@ void FlowTable::free_retired(void* table, void* elements, unsigned int n) {
             rte_hash_free_key_with_position(self->hash_, items[i].key_position);
             ++self->freed_slots_;
         }
+        if (self->counters_ != nullptr) self->counters_->release(items[i].counter_slot);
         self->reclaim_delay_.observe(std::chrono::nanoseconds(
             static_cast<int64_t>(static_cast<double>(now - items[i].retired_tsc) * ns_per_cycle)));
     }
@@ -120,9 +122,15 @@ bool FlowTable::publish(const FlowKey& key, GatewaySetPtr set) {
     void* old = nullptr;
     const bool replacing = rte_hash_lookup_data(hash_, &k, &old) >= 0;
     if (rte_hash_add_key_data(hash_, &k, set.get()) != 0) return false;
+    const uint32_t slot = set->counter_slot();
     set.release();
-    // Workers may still read the old set until they pass a quiescent state.
-    if (replacing && old != nullptr) retire(static_cast<GatewaySet*>(old), -1);
+    // Workers may still read the old set until they pass a quiescent state. Its counter slot
+    // goes with it if the new set counts elsewhere (the flow was deleted and made again).
+    if (replacing && old != nullptr) {
+        auto* retired = static_cast<GatewaySet*>(old);
+        retire(retired, -1,
+               retired->counter_slot() != slot ? retired->counter_slot() : FlowCounters::no_slot);
+    }
     return true;
 }
 
@@ -131,11 +139,14 @@ void FlowTable::remove(const FlowKey& key) {
     void* old = nullptr;
     if (rte_hash_lookup_data(hash_, &k, &old) < 0) return;
     const int32_t position = rte_hash_del_key(hash_, &k);
-    if (position >= 0) retire(static_cast<GatewaySet*>(old), position);
+    if (position >= 0) {
+        auto* retired = static_cast<GatewaySet*>(old);
+        retire(retired, position, retired->counter_slot());
+    }
 }
 
-void FlowTable::retire(GatewaySet* set, int32_t key_position) {
-    Retired item{set, key_position, rte_rdtsc()};
+void FlowTable::retire(GatewaySet* set, int32_t key_position, uint32_t release_slot) {
+    Retired item{set, key_position, release_slot, rte_rdtsc()};
     // The queue is as large as the table, so it is full only if workers stopped reporting;
     // then wait for them rather than free what they may hold.
     while (rte_rcu_qsbr_dq_enqueue(retired_sets_, &item) != 0) {

@@ -14,6 +14,7 @@
 
 #include "controlplane/latency_histogram.hpp"
 #include "controlplane/membership_db.hpp"
+#include "dataplane/flow_counters.hpp"
 #include "dataplane/gateway_set.hpp"
 
 namespace amt {
@@ -65,9 +66,13 @@ class FlowTable {
     uint64_t freed_slots() const { return freed_slots_; }
     // Retired → freed: the RCU grace period plus the wait for the next reclaim() call.
     const LatencyHistogram& reclaim_delay() const { return reclaim_delay_; }
+    // Per-flow counters (per-tunnel accounting); null when off. A removed flow's slot is given
+    // back with its set, after the grace period.
+    void set_counters(FlowCounters* counters) { counters_ = counters; }
+    FlowCounters* counters() const { return counters_; }
 
   private:
-    void retire(GatewaySet* set, int32_t key_position);
+    void retire(GatewaySet* set, int32_t key_position, uint32_t release_slot);
     // Defer-queue callback, run once no worker can still see the elements.
     static void free_retired(void* table, void* elements, unsigned int n);
 
@@ -77,6 +82,7 @@ class FlowTable {
     LatencyHistogram reclaim_delay_;
     uint64_t freed_slots_ = 0;
     uint32_t capacity_;
+    FlowCounters* counters_ = nullptr;
 };
 
 }  // namespace amt

@@ -117,6 +117,9 @@ class GatewaySet {
     // Octets held by this set alone (header, pointer array, own chunk): the memory figure.
     size_t own_bytes() const;
     bool shares_chunks() const { return shares_chunks_; }
+    // The flow's FlowCounters slot (0xffffffff: not counted). Set before the set is published.
+    uint32_t counter_slot() const { return counter_slot_; }
+    void set_counter_slot(uint32_t slot) { counter_slot_ = slot; }
 
   private:
     GatewaySet() = default;
@@ -125,6 +128,7 @@ class GatewaySet {
     uint32_t withheld_ = 0;
     uint16_t min_tunnel_mtu_ = 0xffff;
     bool shares_chunks_ = false;
+    uint32_t counter_slot_ = 0xffffffff;
     uint32_t chunk_count_ = 0;
     GatewayChunk* owned_ = nullptr;  // freed with the set
     // The chunk pointers follow the header in the same allocation.

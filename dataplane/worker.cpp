@@ -56,6 +56,7 @@ Time steady_now() {
 Worker::Worker(const WorkerSetup& setup, const WorkerShared& shared)
     : setup_(setup),
       shared_(shared),
+      flow_counters_(shared.flows.counters()),
       responder_(setup.engine, shared.secrets, shared.replies),
       tx_(setup.downstream.port, setup.downstream.tx_queue, counters_, 32,
           setup.downstream.tx_lock),
@@ -382,6 +383,7 @@ void Worker::forward_multicast(rte_mbuf* m, size_t l2, Family family) {
     inner.tos = tos;
     inner.sum = inner_packet_sum(m, ip, length);
     counters_.multicast_in.add();
+    count_flow(*set, length);
     replicator_.replicate(m, inner, *set, tx_);
 }
 
@@ -391,6 +393,7 @@ void Worker::fragment_and_replicate(rte_mbuf* m, size_t l2, uint16_t length, uin
     Ipv4Fragmenter fragmenter(ByteView(ip, length), set.min_tunnel_mtu());
     if (m->nb_segs != 1 || !fragmenter.valid()) return drop(m, DataplaneDrop::fragment_failed);
     counters_.multicast_in.add();
+    count_flow(set, length);
     for (;;) {
         rte_mbuf* frag = rte_pktmbuf_alloc(shared_.packet_pool);
         if (frag == nullptr) {

@@ -101,6 +101,11 @@ class Worker : private ReplySink {
     std::optional<DataplaneDrop> refuse_native(const uint8_t* source, Family family,
                                                bool query) const;
     void forward_multicast(rte_mbuf* m, size_t l2, Family family);
+    // Per-tunnel accounting: the flow's packet and inner octets, once, whatever the fan-out.
+    void count_flow(const GatewaySet& set, uint16_t length) {
+        if (flow_counters_ != nullptr && set.counter_slot() != FlowCounters::no_slot)
+            flow_counters_->count(setup_.rcu_thread_id, set.counter_slot(), length);
+    }
     static uint32_t inner_packet_sum(const rte_mbuf* m, const uint8_t* ip, uint16_t length);
     void fragment_and_replicate(rte_mbuf* m, size_t l2, uint16_t length, uint8_t tos,
                                 const GatewaySet& set);
@@ -123,6 +128,7 @@ class Worker : private ReplySink {
     WorkerSetup setup_;
     WorkerShared shared_;
     WorkerCounters counters_;
+    FlowCounters* flow_counters_;  // per-tunnel accounting on: one count per native packet
     HandshakeResponder responder_;
     TxQueue tx_;                          // downstream
     std::optional<TxQueue> upstream_tx_;  // when the upstream link is a port of its own

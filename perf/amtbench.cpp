@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
                    "replication: inner multicast in outer (gateway) family: 4in4 6in6 4in6 6in4")
         ->check(CLI::IsMember({"4in4", "6in6", "4in6", "6in4"}));
     ScaleOptions scale;
+    bool flow_counters = false;
+    app.add_flag("--flow-counters", flow_counters,
+                 "replication: per-flow counters on (per-tunnel accounting, ipfix.collector)");
     app.add_option("--endpoints", scale.endpoints, "scale: endpoints loaded, one (S,G) each");
     app.add_option("--channels", scale.channels, "scale: (S,G) channels they spread over");
     app.add_option("--hot-channels", scale.hot_channels, "scale: channels streamed and churned");
@@ -77,7 +80,7 @@ int main(int argc, char** argv) {
         if (s == "handshake") bench_handshake(seconds, results);
         if (s == "replication") {
             need_eal();
-            bench_replication(seconds, fanouts, payloads, families, results);
+            bench_replication(seconds, fanouts, payloads, families, results, flow_counters);
         }
         if (s == "scale") {
             need_eal();

@@ -65,8 +65,10 @@ void bench_handshake(double seconds, std::vector<Result>& out);
 void bench_scale(const ScaleOptions& options, std::vector<Result>& out);
 void bench_flood(const FloodOptions& options, std::vector<Result>& out);
 // families: "4in4", "6in6", "4in6", "6in4" (inner multicast family in the gateway's family).
+// count_flows: per-flow counters on, as with ipfix.collector (issue 15).
 void bench_replication(double seconds, const std::vector<size_t>& fanouts,
                        const std::vector<size_t>& payloads,
-                       const std::vector<std::string>& families, std::vector<Result>& out);
+                       const std::vector<std::string>& families, std::vector<Result>& out,
+                       bool count_flows = false);
 
 }  // namespace amt::bench

@@ -64,7 +64,8 @@ size_t drain(rte_ring* tx) {
 
 void bench_replication(double seconds, const std::vector<size_t>& fanouts,
                        const std::vector<size_t>& payloads,
-                       const std::vector<std::string>& families, std::vector<Result>& out) {
+                       const std::vector<std::string>& families, std::vector<Result>& out,
+                       bool count_flows) {
     static int instance = 0;
     BenchPort port = make_bench_port("bench" + std::to_string(instance++));
     rte_mempool* input =
@@ -78,6 +79,7 @@ void bench_replication(double seconds, const std::vector<size_t>& fanouts,
     config.packet_mbufs = 65535;
     config.header_mbufs = 65535;
     config.flow_table_size = 1024;
+    config.count_flows = count_flows;
     config.next_hop_v4_mac = MacAddress{2, 0, 0, 0, 0, 2};
     config.next_hop_v6_mac = MacAddress{2, 0, 0, 0, 0, 2};
     config.engine.relay_addresses = {*IpAddress::parse("192.0.2.1"),

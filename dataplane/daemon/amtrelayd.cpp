@@ -306,6 +306,25 @@ int main(int argc, char** argv) {
                 add_state_families(state.stats(), out);
             });
         }
+        // Per-tunnel accounting: sessions from the first edit on, restored tunnels included.
+        std::unique_ptr<IpfixExporter> ipfix;
+        if (config.ipfix.enabled()) {
+            ipfix = std::make_unique<IpfixExporter>(config.ipfix);
+            const Time wall_offset = std::chrono::system_clock::now().time_since_epoch() -
+                                     std::chrono::steady_clock::now().time_since_epoch();
+            dp.control().start_accounting(
+                *ipfix, std::chrono::seconds(config.ipfix.active_timeout_seconds), wall_offset);
+            metrics->add_source(
+                [&exporter = *ipfix, &dp](std::vector<prometheus::MetricFamily>& out) {
+                    add_ipfix_families(exporter.stats(),
+                                       dp.control().gauges().accounting_sessions.load(), out);
+                });
+            spdlog::info(
+                "ipfix: per-tunnel records to {} over {}, observation domain {}, active timeout "
+                "{} s",
+                config.ipfix.collector, "UDP", config.ipfix.observation_domain,
+                config.ipfix.active_timeout_seconds);
+        }
         const MetricsRegistration registration(exposer.get(), metrics);
         RelayControl relay_control(dp, config.operations);
         ControlThread& control = dp.control();
@@ -380,6 +399,15 @@ int main(int argc, char** argv) {
             spdlog::info("stopping: workers first, then leaving every group upstream");
             dp.stop_workers();
             control.leave_upstream();
+        }
+        if (ipfix) {
+            // Every open session ends now (relay_stop); what is queued gets 2 s to leave.
+            control.stop_accounting(std::chrono::steady_clock::now().time_since_epoch());
+            ipfix->finish(std::chrono::seconds(2));
+            const IpfixStats& st = ipfix->stats();
+            spdlog::info("ipfix: {} record(s) exported, {} dropped (queue full), {} not sent",
+                         st.exported.load(), st.dropped_queue_full.load(),
+                         st.dropped_send_failed.load());
         }
         if (xdp) log_xdp_counters(*xdp);
         spdlog::info("stopped");

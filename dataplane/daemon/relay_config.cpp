@@ -148,7 +148,7 @@ class Section {
 
 const std::set<std::string> sections = {"eal",      "ports",     "relay", "limits", "downstream",
                                         "upstream", "dataplane", "log",   "af_xdp", "metrics",
-                                        "control",  "drain",     "state"};
+                                        "control",  "drain",     "state", "ipfix"};
 
 // [af_xdp]: net_af_xdp on a kernel-owned interface with the project's XDP program. Fills
 // c.af_xdp, adds the PMD's --vdev to the EAL arguments and names the port.
@@ -261,6 +261,37 @@ void parse_state(const toml::table& root, const std::string& origin, StateConfig
     s.reject_unknown();
 }
 
+// [ipfix]: per-tunnel accounting records to a collector (issue 15). Off without a collector.
+void parse_ipfix(const toml::table& root, const std::string& origin, RelayConfig& c) {
+    Section s(root, "ipfix", origin);
+    IpfixConfig& x = c.ipfix;
+    if (s.string("collector", x.collector) && !x.collector.empty()) {
+        const auto [host, port] = split_host_port(x.collector);
+        const bool port_ok = !port.empty() && port.size() <= 5 &&
+                             port.find_first_not_of("0123456789") == std::string::npos &&
+                             std::stoi(port) >= 1 && std::stoi(port) <= 65535;
+        const bool host_ok = !host.empty() && (IpAddress::parse(host).has_value() ||
+                                               host.find_first_of(" :[]/") == std::string::npos);
+        if (!port_ok || !host_ok) {
+            s.fail("ipfix.collector = \"" + x.collector + "\"",
+                   "must be HOST:PORT, e.g. \"192.0.2.9:4739\", \"[2001:db8::9]:4739\" or "
+                   "\"collector.example:4739\" (or \"\" to switch the export off)");
+        }
+    }
+    std::string transport = "udp";
+    if (s.string("transport", transport) && transport != "udp") {
+        s.fail("ipfix.transport = \"" + transport + "\"",
+               "must be \"udp\" (TCP is not offered: a collector that stops reading would stall "
+               "the export)");
+    }
+    s.integer("observation_domain", x.observation_domain, 0, 4'294'967'295LL);
+    s.integer("active_timeout", x.active_timeout_seconds, 1, 86400);
+    s.integer("template_refresh", x.template_refresh_seconds, 1, 3600);
+    s.integer("queue_records", x.queue_records, 1024, 16'777'216);
+    s.reject_unknown();
+    c.dataplane.count_flows = x.enabled();
+}
+
 }  // namespace
 
 std::string check_listen_address(const std::string& text) {
@@ -296,9 +327,10 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     }
     for (const auto& [key, value] : root) {
         if (sections.count(std::string(key.str())) == 0) {
-            throw ConfigError(origin + ": [" + std::string(key.str()) +
-                              "]: unknown section (allowed: eal, ports, relay, limits, downstream, "
-                              "upstream, dataplane, log, af_xdp, metrics, control, drain, state)");
+            throw ConfigError(
+                origin + ": [" + std::string(key.str()) +
+                "]: unknown section (allowed: eal, ports, relay, limits, downstream, "
+                "upstream, dataplane, log, af_xdp, metrics, control, drain, state, ipfix)");
         }
     }
     RelayConfig c;
@@ -433,6 +465,7 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
 
     parse_operations(root, origin, c.operations);
     parse_state(root, origin, c.state);
+    parse_ipfix(root, origin, c);
     parse_af_xdp(root, origin, c);
 
     if (std::string problem = validate(e); !problem.empty()) {

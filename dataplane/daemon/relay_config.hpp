@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/daemon/ipfix_exporter.hpp"
 #include "dataplane/daemon/state_file.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/xdp_steering.hpp"
@@ -30,6 +31,7 @@ struct RelayConfig {
     uint32_t drop_log_interval_seconds = 10;  // how often drop counters are summarised in the log
     OperationsConfig operations;
     StateConfig state;                  // [state]: hitless restart
+    IpfixConfig ipfix;                  // [ipfix]: per-tunnel accounting export
     std::optional<AfXdpConfig> af_xdp;  // [af_xdp]: net_af_xdp with the steering program
 };
 

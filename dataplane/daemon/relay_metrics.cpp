@@ -174,6 +174,30 @@ void add_state_families(const StateStats& st, std::vector<MetricFamily>& out) {
                          MetricType::Gauge, static_cast<double>(st.restored_endpoints.load())));
 }
 
+void add_ipfix_families(const IpfixStats& st, uint64_t sessions, std::vector<MetricFamily>& out) {
+    out.push_back(single("amt_ipfix_records_exported_total",
+                         "Per-tunnel accounting records sent to ipfix.collector",
+                         MetricType::Counter, static_cast<double>(st.exported.load())));
+    MetricFamily dropped = family("amt_ipfix_records_dropped_total",
+                                  "Per-tunnel accounting records lost: the export queue was full "
+                                  "(queue_full) or the transport refused them (send_failed)",
+                                  MetricType::Counter);
+    add(dropped, static_cast<double>(st.dropped_queue_full.load()), {{"reason", "queue_full"}});
+    add(dropped, static_cast<double>(st.dropped_send_failed.load()), {{"reason", "send_failed"}});
+    out.push_back(std::move(dropped));
+    out.push_back(single("amt_ipfix_messages_total", "IPFIX messages sent", MetricType::Counter,
+                         static_cast<double>(st.messages.load())));
+    out.push_back(single("amt_ipfix_template_sends_total",
+                         "IPFIX template sets sent (at start, after a failure, every "
+                         "ipfix.template_refresh over UDP)",
+                         MetricType::Counter, static_cast<double>(st.template_sends.load())));
+    out.push_back(single("amt_ipfix_queue_records", "Records waiting for the IPFIX exporter thread",
+                         MetricType::Gauge, static_cast<double>(st.queued.load())));
+    out.push_back(single("amt_ipfix_sessions",
+                         "Tunnel sessions being accounted (a tunnel on a forwarding entry)",
+                         MetricType::Gauge, static_cast<double>(sessions)));
+}
+
 RelayMetrics::RelayMetrics(Dataplane& dp)
     : dp_(dp),
       start_time_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())

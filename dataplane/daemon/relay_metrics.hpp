@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dataplane/af_packet_drops.hpp"
+#include "dataplane/daemon/ipfix_exporter.hpp"
 #include "dataplane/daemon/state_file.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/xdp_steering.hpp"
@@ -48,6 +49,11 @@ prometheus::MetricFamily xdp_family(const XdpCounters& counters);
 // The saved state (state.file): snapshots written and failed, the last one's size, duration and
 // age, and how many tunnels the relay restored at start.
 void add_state_families(const StateStats& stats, std::vector<prometheus::MetricFamily>& out);
+
+// Per-tunnel accounting over IPFIX (ipfix.collector): records exported and dropped, the export
+// queue, and the sessions open.
+void add_ipfix_families(const IpfixStats& stats, uint64_t sessions,
+                        std::vector<prometheus::MetricFamily>& out);
 
 class RelayMetrics : public prometheus::Collectable {
   public:

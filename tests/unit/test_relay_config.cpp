@@ -163,7 +163,7 @@ TEST(RelayConfig, ErrorsNameTheKeyAndWhatIsAllowed) {
     EXPECT_EQ(
         error_of(base + "[metricz]\n"),
         "test.toml: [metricz]: unknown section (allowed: eal, ports, relay, limits, downstream, "
-        "upstream, dataplane, log, af_xdp, metrics, control, drain, state)");
+        "upstream, dataplane, log, af_xdp, metrics, control, drain, state, ipfix)");
     EXPECT_EQ(error_of(base + "[metrics]\nlisten = \"9850\"\n"),
               "test.toml: metrics.listen = \"9850\": must be HOST:PORT, e.g. \"127.0.0.1:9850\" or "
               "\"[::1]:9850\"");
@@ -412,5 +412,55 @@ addresses = ["192.0.2.1", "2001:db8::1"]
     EXPECT_NE(error_of("[relay]\naddresses = [\"192.0.2.1\"]\n[downstream]\nprefixes = "
                        "[\"192.0.2.0/24\"]\n[af_xdp]\ninterface = \"eth1\"\n")
                   .find("downstream.prefixes: in AF_XDP mode the kernel receives ARP and ND"),
+              std::string::npos);
+}
+
+// Issue 15: [ipfix]. Off by default (no flow counters either); a collector turns the per-flow
+// counters on; every key is checked and a bad value names the key and what is allowed.
+TEST(RelayConfig, IpfixSection) {
+    const std::string base = minimal;
+    const RelayConfig off = parse_relay_config(base, "t");
+    EXPECT_FALSE(off.ipfix.enabled());
+    EXPECT_FALSE(off.dataplane.count_flows);
+    EXPECT_EQ(off.ipfix.active_timeout_seconds, 300u);
+    EXPECT_EQ(off.ipfix.template_refresh_seconds, 60u);
+
+    const RelayConfig on = parse_relay_config(base + R"([ipfix]
+collector = "[2001:db8::9]:4739"
+transport = "udp"
+observation_domain = 4000000000
+active_timeout = 60
+template_refresh = 30
+queue_records = 4096
+)",
+                                              "t");
+    EXPECT_TRUE(on.ipfix.enabled());
+    EXPECT_TRUE(on.dataplane.count_flows);
+    EXPECT_EQ(on.ipfix.observation_domain, 4'000'000'000u);
+    EXPECT_EQ(on.ipfix.active_timeout_seconds, 60u);
+    EXPECT_EQ(on.ipfix.template_refresh_seconds, 30u);
+    EXPECT_EQ(on.ipfix.queue_records, 4096u);
+    EXPECT_EQ(split_host_port(on.ipfix.collector),
+              std::make_pair(std::string("2001:db8::9"), std::string("4739")));
+    EXPECT_TRUE(parse_relay_config(base + "[ipfix]\ncollector = \"collector.example:4739\"\n", "t")
+                    .ipfix.enabled());
+
+    for (const char* bad : {"192.0.2.9", "192.0.2.9:0", "192.0.2.9:70000", ":4739", "a b:4739",
+                            "[2001:db8::9:4739"}) {
+        const std::string e = error_of(base + "[ipfix]\ncollector = \"" + bad + "\"\n");
+        EXPECT_NE(e.find(std::string("ipfix.collector = \"") + bad + "\": must be HOST:PORT"),
+                  std::string::npos)
+            << bad << ": " << e;
+    }
+    EXPECT_NE(error_of(base + "[ipfix]\ntransport = \"tcp\"\n").find("ipfix.transport = \"tcp\""),
+              std::string::npos);
+    EXPECT_NE(error_of(base + "[ipfix]\nactive_timeout = 0\n").find("ipfix.active_timeout = 0"),
+              std::string::npos);
+    EXPECT_NE(error_of(base + "[ipfix]\ntemplate_refresh = 7200\n")
+                  .find("ipfix.template_refresh = 7200: must be 1..3600"),
+              std::string::npos);
+    EXPECT_NE(error_of(base + "[ipfix]\nqueue_records = 10\n").find("ipfix.queue_records = 10"),
+              std::string::npos);
+    EXPECT_NE(error_of(base + "[ipfix]\ncolector = \"x:1\"\n").find("ipfix.colector: unknown key"),
               std::string::npos);
 }
