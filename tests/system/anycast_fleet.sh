@@ -112,7 +112,7 @@ in_ns edge /usr/lib/frr/bgpd -d -z "$EDGE_FRR/zserv.api" --vty_socket "$EDGE_FRR
     -f "$EDGE_FRR/bgpd.conf" -i "$EDGE_FRR/bgpd.pid" >"$WORK/edge-bgpd.log" 2>&1
 wait_for 10 "bgpd's vty socket" test -S "$EDGE_FRR/bgpd.vty"
 PIDS+=("$(cat "$EDGE_FRR/zebra.pid")" "$(cat "$EDGE_FRR/bgpd.pid")")
-edge() { vtysh --vty_socket "$EDGE_FRR" -c "$1" 2>/dev/null; }
+edge() { timeout 10 vtysh --vty_socket "$EDGE_FRR" -c "$1" 2>/dev/null; }
 
 # bird in each relay's namespace: deploy/anycast/bird2.conf with the define lines for this relay.
 for r in a b; do
@@ -178,7 +178,8 @@ off_command = "$DEPLOY/amt-anycast undrain"
 T
     runs=$(grep -c "relay running" "$WORK/relay-$r.log" 2>/dev/null || true)
     # The drain hooks inherit amtrelayd's environment, as under systemd's EnvironmentFile=.
-    in_ns "rel$r" env BIRDC="birdc -s $WORK/bird-$r.ctl" timeout "$RUN_SECONDS" \
+    # (exec all the way, no shell function: RELAY_PID is amtrelayd itself, which step 2 kills.)
+    ip netns exec "$(ns "rel$r")" env BIRDC="birdc -s $WORK/bird-$r.ctl" \
         "$AMTRELAYD" --config "$WORK/relay-$r.toml" >>"$WORK/relay-$r.log" 2>&1 &
     RELAY_PID[$r]=$!
     PIDS+=("${RELAY_PID[$r]}")
@@ -186,7 +187,7 @@ T
     anycast "$r" up >>"$WORK/anycast-$r.log" 2>&1 || fail "amt-anycast up on relay $r: $(tail -n3 "$WORK/anycast-$r.log")"
 }
 metric() {  # metric R NAME: relay R's metric (summed over labels)
-    in_ns "rel$1" curl -sf http://127.0.0.1:9850/metrics |
+    in_ns "rel$1" curl -sf --max-time 5 http://127.0.0.1:9850/metrics |
         awk -v m="$2" '$1 ~ "^" m "([{]|$)" {s += $2} END {printf "%d", s}'
 }
 
@@ -212,14 +213,15 @@ predicted() {
         grep -o "via [0-9.]*" | cut -d' ' -f2)
     [ "$via" = "${RELAY_V4[a]}" ] && echo a || { [ "$via" = "${RELAY_V4[b]}" ] && echo b || echo "?"; }
 }
-# port_for R: the next unused gateway port whose Discovery the router sends to relay R.
+# port_for R: sets PORT to the next unused gateway port whose Discovery the router sends to
+# relay R (not printed: a $(...) subshell would lose NEXT_PORT).
 NEXT_PORT=40000
 port_for() {
     local want=$1 p
     for ((p = NEXT_PORT; p < NEXT_PORT + 200; p++)); do
         if [ "$(predicted "$p")" = "$want" ]; then
             NEXT_PORT=$((p + 1))
-            echo "$p"
+            PORT=$p
             return
         fi
     done
@@ -266,9 +268,11 @@ start_relay b
 wait_for 30 "the edge has both relays' anycast paths" anycast_paths_are "$BOTH"
 anycast6_paths_are() { [ "$(bgp6_paths 2001:3::1/128)" = "$*" ]; }
 wait_for 10 "the edge has both IPv6 anycast paths" anycast6_paths_are "${RELAY_V6[a]} ${RELAY_V6[b]}"
+own_route() { [ "$(bgp_paths "${RELAY_V4[$1]}/32")" = "${RELAY_V4[$1]}" ]; }
+own_route6() { [ "$(bgp6_paths "${RELAY_V6[$1]}/128")" = "${RELAY_V6[$1]}" ]; }
 for r in a b; do
-    [ "$(bgp_paths "${RELAY_V4[$r]}/32")" = "${RELAY_V4[$r]}" ] || fail "the edge lacks relay $r's own route"
-    [ "$(bgp6_paths "${RELAY_V6[$r]}/128")" = "${RELAY_V6[$r]}" ] || fail "the edge lacks relay $r's own IPv6 route"
+    wait_for 10 "the edge has relay $r's own route" own_route "$r"
+    wait_for 10 "the edge has relay $r's own IPv6 route" own_route6 "$r"
 done
 in_ns edge ip route show "$ANYCAST" | grep -c "nexthop via" | grep -qx 2 ||
     fail "the edge's FIB has no ECMP route to $ANYCAST: $(in_ns edge ip route show "$ANYCAST")"
@@ -287,9 +291,9 @@ while True:
     time.sleep(0.02)'
 
 # 0. Gateways land where the router's ECMP choice says.
-A1=$(port_for a); A2=$(port_for a); B1=$(port_for b)
+port_for a; A1=$PORT; port_for a; A2=$PORT; port_for b; B1=$PORT
 for p in "$A1" "$A2" "$B1"; do start_gateway "$p"; done
-PINNED=$(port_for a)  # joined to relay A's address, never discovering (--relay, RFC 8777 D=1)
+port_for a; PINNED=$PORT  # joined to relay A's address, never discovering (--relay, RFC 8777 D=1)
 start_gateway "$PINNED" --relay "${RELAY_V4[a]}"
 wait_gw_on a "$A1"
 wait_gw_on a "$A2"
@@ -301,20 +305,20 @@ wait_for 10 "relay b has 1 tunnel" tunnels_are b 1
 pass "step 0: gateways $A1 $A2 on relay a, $B1 on relay b, as the edge's ECMP hash predicts; $PINNED pinned to a; all receive; relay metrics: a 3 tunnels, b 1"
 
 # 1. Drain A.
-"$AMTCTL" --socket "$WORK/control-a.sock" drain on >"$WORK/drain.txt" 2>&1 || fail "amtctl drain on: $(cat "$WORK/drain.txt")"
+port_for a; D1=$PORT  # chosen while both relays announce: the router sends it to A
+timeout 10 "$AMTCTL" --socket "$WORK/control-a.sock" drain on >"$WORK/drain.txt" 2>&1 || fail "amtctl drain on: $(cat "$WORK/drain.txt")"
 wait_for 10 "the edge withdraws relay a's anycast path" anycast_paths_are "${RELAY_V4[b]}"
-[ "$(bgp_paths "${RELAY_V4[a]}/32")" = "${RELAY_V4[a]}" ] || fail "draining withdrew relay a's own address"
+own_route a || fail "draining withdrew relay a's own address"
 pass "drain on: drain.on_command withdrew relay a's anycast (edge: 192.52.193.1/32 only via b), its own address stays"
-D1=$(port_for a)  # the router would have sent it to A
 start_gateway "$D1"
 wait_gw_on b "$D1"
 for p in "$A1" "$A2" "$PINNED"; do wait_gw_flowing "$p"; done
 [ "$(gw_relay "$A1")" = "${RELAY_V4[a]}" ] || fail "gateway $A1 left relay a during the drain"
 [ "$(metric a amt_draining)" = 1 ] || fail "relay a's amt_draining is not 1"
 pass "draining: a new gateway ($D1, hashed to a before) lands on b; a's joined gateways keep their streams from a"
-"$AMTCTL" --socket "$WORK/control-a.sock" drain off >"$WORK/drain.txt" 2>&1 || fail "amtctl drain off: $(cat "$WORK/drain.txt")"
+timeout 10 "$AMTCTL" --socket "$WORK/control-a.sock" drain off >"$WORK/drain.txt" 2>&1 || fail "amtctl drain off: $(cat "$WORK/drain.txt")"
 wait_for 10 "the edge has relay a's anycast path again" anycast_paths_are "$BOTH"
-U1=$(port_for a)
+port_for a; U1=$PORT
 start_gateway "$U1"
 wait_gw_on a "$U1"
 pass "drain off: relay a announced again; a new gateway ($U1) lands on a as predicted"
@@ -328,9 +332,10 @@ sleep 1.5  # the snapshot (every second) holds every tunnel of a
 killed_at=$(date +%s.%N)
 kill -KILL "${RELAY_PID[a]}"
 wait "${RELAY_PID[a]}" 2>/dev/null || true
-anycast a down >>"$WORK/anycast-a.log" 2>&1 || true  # ExecStopPost: cannot reach the router any more
+# Nothing tells bird: the session dies with the dataplane it runs through.
 wait_for 15 "the edge withdraws relay a's routes" anycast_paths_are "${RELAY_V4[b]}"
 withdrawn_at=$(date +%s.%N)
+anycast a down >>"$WORK/anycast-a.log" 2>&1 || true  # systemd's ExecStopPost, late and unheard
 [ -z "$(bgp_paths "${RELAY_V4[a]}/32")" ] || fail "relay a's own route outlived it"
 pass "SIGKILL relay a: the edge withdrew its anycast and own routes $(awk -v a="$killed_at" -v b="$withdrawn_at" 'BEGIN {printf "%.1f", b - a}') s later (its BGP session ran through the dead dataplane)"
 for p in $ON_A; do wait_for 40 "gateway $p moves to relay b" gw_given b "$p"; done
@@ -339,7 +344,7 @@ for p in $ON_A; do grep -q "given up (its stream stopped and it does not answer)
     fail "gateway $p: no dead-relay detection in its log"; done
 wait_for 10 "relay b serves every discovered gateway" tunnels_are b 5
 kill -TERM "$CAPTURE"
-wait_exit "$CAPTURE" 10 "tunnel capture written"
+wait_for 10 "tunnel capture written" bash -c "! kill -0 $CAPTURE 2>/dev/null"
 tshark -r "$WORK/tunnel.pcap" -E occurrence=f -T fields -e frame.time_epoch -e ip.src -e udp.dstport -e amt.type \
     >"$WORK/tunnel.txt" 2>"$WORK/tshark.log" || fail "tshark cannot read the tunnel capture: $(cat "$WORK/tshark.log")"
 worst=0
@@ -371,7 +376,7 @@ for p in $ON_A; do
 done
 pass "restart: relay a restored its 4 tunnels from its state file and serves the pinned gateway again; the 3 that moved to b left a's restored tunnels (a: 1 tunnel) and stay on b"
 wait_for 20 "the edge has relay a's anycast path again" anycast_paths_are "$BOTH"
-N1=$(port_for a); N2=$(port_for b)
+port_for a; N1=$PORT; port_for b; N2=$PORT
 start_gateway "$N1"
 start_gateway "$N2"
 wait_gw_on a "$N1"
