@@ -59,7 +59,8 @@ Dataplane::Dataplane(const DataplaneConfig& config)
         // would drop them as not its own. Ring ports (tests) have no MAC to set.
         rte_ether_addr mac{};
         std::copy(port_->mac().begin(), port_->mac().end(), mac.addr_bytes);
-        if (int rc = rte_eth_dev_default_mac_addr_set(*exception_id, &mac); rc != 0 && rc != -ENOTSUP)
+        if (int rc = rte_eth_dev_default_mac_addr_set(*exception_id, &mac);
+            rc != 0 && rc != -ENOTSUP)
             throw std::runtime_error("ports.exception " + *config.exception_port +
                                      ": cannot take the downstream port's MAC address (" +
                                      std::to_string(rc) + ")");

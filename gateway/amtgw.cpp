@@ -239,7 +239,7 @@ RELAY
   Without --relay, amtgw discovers a relay at the AMT anycast address 192.52.193.1 (2001:3::1 for
   IPv6 groups), at --discovery ADDR, or through the source's AMTRELAY DNS records (--driad).
   A discovered relay that dies is left for another one: when a flowing stream stops for
-  --data-timeout seconds amtgw asks the relay at once, and if ~3 s of Requests go unanswered it
+  --data-timeout seconds amtgw asks the relay at once, and if 3-5 s of Requests go unanswered it
   discovers again (anycast then finds the next relay). Without it only the refresh (up to the
   relay's query interval, 125 s by default) would notice.
 

@@ -8,9 +8,11 @@ namespace amt {
 
 namespace {
 constexpr int max_request_retries = 6;  // then back to discovery (RFC 7450 §5.2.3.5.3)
-// After a silence probe: the Request and 2 retransmissions (1 s, then 1-2 s apart). A relay that
-// answers nothing for ~3 s while its stream has stopped is taken for dead.
+// After a silence probe: the Request and 2 retransmissions, 1 s and then 1-2 s apart (the RFC's
+// random backoff, capped at 2 s). A relay that answers none of them in 3-5 s while its stream has
+// stopped is taken for dead.
 constexpr int probe_retries = 2;
+constexpr int64_t probe_backoff_cap_s = 2;
 constexpr GwTime second = std::chrono::seconds(1);
 }  // namespace
 
@@ -220,8 +222,8 @@ void GatewaySession::advance(GwTime now) {
         data_flowing_ = false;  // asked once per silence: a live relay is not asked again
         probing_ = true;
         event("no data for " +
-              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - last_data_)
-                                 .count()) +
+              std::to_string(
+                  std::chrono::duration_cast<std::chrono::seconds>(now - last_data_).count()) +
               " s: asking relay " + relay_->to_string() + " whether it is still there");
         next_action_ = now;
     }
@@ -265,7 +267,7 @@ void GatewaySession::refresh_or_recover(GwTime now) {
     }
     // Never wait longer than a refresh period between Requests: a restarted relay should get
     // us back within one QQIC, not after a 120 s backoff.
-    send_requests(now, qqic_);
+    send_requests(now, probing_ ? probe_backoff_cap_s : qqic_);
 }
 
 // Gives the relay up and finds one again (it may have gone away for good), remembering what it

@@ -14,7 +14,7 @@
 //
 // A dead relay is noticed sooner than the next refresh (up to QQIC, 125 s by default): when data
 // stops for data_timeout on a tunnel where it was flowing, the refresh cycle starts at once, and
-// if its Request stays unanswered (probe_retries retransmissions, ~1-3 s) the relay is given up.
+// if its Request stays unanswered (2 retransmissions: 3-5 s) the relay is given up.
 // A relay that answers is alive (the source went quiet) and is not asked again until data has
 // flowed once more. A relay given up that later sends data anyway (it came back and restored our
 // old tunnel from its state file) is told we left: its last nonce and MAC, a BLOCK of each channel.

@@ -267,7 +267,7 @@ TEST(GatewaySession, ADeadRelaysSilenceLeadsToTheNextRelayWithinSeconds) {
         loop.stream_for(1, relay_b);
         ++seconds;
     }
-    // 4 s of silence, then a Request and 2 retransmissions (1 s, 1-2 s), then discovery.
+    // 4 s of silence, then a Request and 2 retransmissions (1 s, 1-2 s, 1-2 s), then discovery.
     EXPECT_LE(seconds, 10) << "joined relay B " << seconds << " s after relay A died";
     EXPECT_GE(seconds, 4) << "not before the data timeout";
     EXPECT_EQ(loop.session->relays_given_up(), 1u);
