@@ -54,17 +54,12 @@ RUN_SECONDS=170  # every daemon and gateway is bounded by this too
 # --- the test bed ---------------------------------------------------------------------------
 
 choose_upstream ipv4
-if [ "$UPSTREAM" = router ]; then
-    UPSTREAM_RELAY_IFS="r-rela r-relb"
-else
-    UPSTREAM_RELAY_IFS="sw-rela sw-relb"
-    RELAY_UPSTREAM[b]=10.0.1.3  # one switched subnet
-fi
+UPSTREAM_RELAY_IFS="${UPSTREAM_IF}a ${UPSTREAM_IF}b"  # r-rela r-relb, or sw-rela sw-relb
+[ "$UPSTREAM" = router ] || RELAY_UPSTREAM[b]=10.0.1.3  # one switched subnet
 make_ns src "$UPSTREAM_NS" rela relb edge gws
 link_ns src s0 "$UPSTREAM_NS" "$UPSTREAM_SRC_IF"
-set -- $UPSTREAM_RELAY_IFS
-link_ns "$UPSTREAM_NS" "$1" rela u0
-link_ns "$UPSTREAM_NS" "$2" relb u0
+link_ns "$UPSTREAM_NS" "${UPSTREAM_IF}a" rela u0
+link_ns "$UPSTREAM_NS" "${UPSTREAM_IF}b" relb u0
 link_ns rela d0 edge e-a
 link_ns relb d0 edge e-b
 link_ns edge e-gw gws g0
@@ -104,14 +99,7 @@ EDGE_FRR="$WORK/edge-frr"
 mkdir -p "$EDGE_FRR"
 echo "hostname amt-edge" >"$EDGE_FRR/zebra.conf"
 cp "$DEPLOY/frr-router.conf" "$EDGE_FRR/bgpd.conf"
-chown -R frr:frr "$EDGE_FRR"
-in_ns edge /usr/lib/frr/zebra -d -z "$EDGE_FRR/zserv.api" --vty_socket "$EDGE_FRR" -P 0 \
-    -f "$EDGE_FRR/zebra.conf" -i "$EDGE_FRR/zebra.pid" >"$WORK/edge-zebra.log" 2>&1
-wait_for 10 "the edge's zserv.api" test -S "$EDGE_FRR/zserv.api"
-in_ns edge /usr/lib/frr/bgpd -d -z "$EDGE_FRR/zserv.api" --vty_socket "$EDGE_FRR" -P 0 \
-    -f "$EDGE_FRR/bgpd.conf" -i "$EDGE_FRR/bgpd.pid" >"$WORK/edge-bgpd.log" 2>&1
-wait_for 10 "bgpd's vty socket" test -S "$EDGE_FRR/bgpd.vty"
-PIDS+=("$(cat "$EDGE_FRR/zebra.pid")" "$(cat "$EDGE_FRR/bgpd.pid")")
+start_frr_daemons edge "$EDGE_FRR" bgpd edge-
 edge() { timeout 10 vtysh --vty_socket "$EDGE_FRR" -c "$1" 2>/dev/null; }
 
 # bird in each relay's namespace: deploy/anycast/bird2.conf with the define lines for this relay.
@@ -211,7 +199,11 @@ predicted() {
     local via
     via=$(in_ns edge ip route get "$ANYCAST" from "$GW_IP" iif e-gw ipproto udp sport "$1" dport 2268 |
         grep -o "via [0-9.]*" | cut -d' ' -f2)
-    [ "$via" = "${RELAY_V4[a]}" ] && echo a || { [ "$via" = "${RELAY_V4[b]}" ] && echo b || echo "?"; }
+    case "$via" in
+        "${RELAY_V4[a]}") echo a ;;
+        "${RELAY_V4[b]}") echo b ;;
+        *) echo "?" ;;
+    esac
 }
 # port_for R: sets PORT to the next unused gateway port whose Discovery the router sends to
 # relay R (not printed: a $(...) subshell would lose NEXT_PORT).
@@ -337,7 +329,14 @@ wait_for 15 "the edge withdraws relay a's routes" anycast_paths_are "${RELAY_V4[
 withdrawn_at=$(date +%s.%N)
 anycast a down >>"$WORK/anycast-a.log" 2>&1 || true  # systemd's ExecStopPost, late and unheard
 [ -z "$(bgp_paths "${RELAY_V4[a]}/32")" ] || fail "relay a's own route outlived it"
-pass "SIGKILL relay a: the edge withdrew its anycast and own routes $(awk -v a="$killed_at" -v b="$withdrawn_at" 'BEGIN {printf "%.1f", b - a}') s later (its BGP session ran through the dead dataplane)"
+# When and why bgpd dropped the session (its own account, not our polling).
+read -r reset_ago reset_why < <(edge "show bgp neighbors ${RELAY_V4[a]} json" | python3 -c '
+import json, sys
+n = json.load(sys.stdin).get(sys.argv[1], {})
+print(n.get("lastResetTimerMsecs", -1) / 1000, n.get("lastResetDueTo", "?"))' "${RELAY_V4[a]}")
+session_down=$(awk -v k="$killed_at" -v now="$(date +%s.%N)" -v ago="$reset_ago" 'BEGIN {printf "%.1f", now - ago - k}')
+[[ "$reset_why" == *"Hold Timer Expired"* ]] || fail "the edge dropped relay a's session for '$reset_why', not its hold timer"
+pass "SIGKILL relay a: the edge's hold timer dropped its session $session_down s later and withdrew its anycast and own routes (seen after $(awk -v a="$killed_at" -v b="$withdrawn_at" 'BEGIN {printf "%.1f", b - a}') s): the session ran through the dead dataplane"
 for p in $ON_A; do wait_for 40 "gateway $p moves to relay b" gw_given b "$p"; done
 for p in $ON_A; do wait_gw_flowing "$p"; done
 for p in $ON_A; do grep -q "given up (its stream stopped and it does not answer)" "$WORK/gw$p.log" ||

@@ -71,14 +71,22 @@ interface $i
 I
 done)
 C
+    start_frr_daemons rtr "$dir" pimd
+}
+
+# start_frr_daemons NS DIR DAEMON [LOG_PREFIX]: FRR's zebra and DAEMON (pimd, bgpd) in namespace
+# NS, everything in DIR (DIR/zebra.conf, DIR/DAEMON.conf, sockets, pid files; owned by frr), no
+# system FRR involved; logs in $WORK/LOG_PREFIX{zebra,DAEMON}.log; query with vtysh --vty_socket DIR.
+start_frr_daemons() {
+    local n=$1 dir=$2 daemon=$3 log=${4:-}
     chown -R frr:frr "$dir"
-    in_ns rtr /usr/lib/frr/zebra -d -z "$dir/zserv.api" --vty_socket "$dir" -P 0 \
-        -f "$dir/zebra.conf" -i "$dir/zebra.pid" >"$WORK/zebra.log" 2>&1
+    in_ns "$n" /usr/lib/frr/zebra -d -z "$dir/zserv.api" --vty_socket "$dir" -P 0 \
+        -f "$dir/zebra.conf" -i "$dir/zebra.pid" >"$WORK/${log}zebra.log" 2>&1
     wait_for 10 "zebra's zserv.api" test -S "$dir/zserv.api"
-    in_ns rtr /usr/lib/frr/pimd -d -z "$dir/zserv.api" --vty_socket "$dir" -P 0 \
-        -f "$dir/pimd.conf" -i "$dir/pimd.pid" >"$WORK/pimd.log" 2>&1
-    wait_for 10 "pimd's vty socket" test -S "$dir/pimd.vty"
-    PIDS+=("$(cat "$dir/zebra.pid")" "$(cat "$dir/pimd.pid")")
+    in_ns "$n" "/usr/lib/frr/$daemon" -d -z "$dir/zserv.api" --vty_socket "$dir" -P 0 \
+        -f "$dir/$daemon.conf" -i "$dir/$daemon.pid" >"$WORK/$log$daemon.log" 2>&1
+    wait_for 10 "$daemon's vty socket" test -S "$dir/$daemon.vty"
+    PIDS+=("$(cat "$dir/zebra.pid")" "$(cat "$dir/$daemon.pid")")
 }
 
 vtysh_rtr() { vtysh --vty_socket "$WORK/frr" -c "$1" 2>/dev/null; }
