@@ -333,7 +333,8 @@ anycast a down >>"$WORK/anycast-a.log" 2>&1 || true  # systemd's ExecStopPost, l
 read -r reset_ago reset_why < <(edge "show bgp neighbors ${RELAY_V4[a]} json" | python3 -c '
 import json, sys
 n = json.load(sys.stdin).get(sys.argv[1], {})
-print(n.get("lastResetTimerMsecs", -1) / 1000, n.get("lastResetDueTo", "?"))' "${RELAY_V4[a]}")
+why = "; ".join(str(v) for k, v in sorted(n.items()) if k.startswith(("lastResetDueTo", "lastNotification")))
+print(n.get("lastResetTimerMsecs", -1) / 1000, why or "?")' "${RELAY_V4[a]}")
 session_down=$(awk -v k="$killed_at" -v now="$(date +%s.%N)" -v ago="$reset_ago" 'BEGIN {printf "%.1f", now - ago - k}')
 [[ "$reset_why" == *"Hold Timer Expired"* ]] || fail "the edge dropped relay a's session for '$reset_why', not its hold timer"
 pass "SIGKILL relay a: the edge's hold timer dropped its session $session_down s later and withdrew its anycast and own routes (seen after $(awk -v a="$killed_at" -v b="$withdrawn_at" 'BEGIN {printf "%.1f", b - a}') s): the session ran through the dead dataplane"
