@@ -265,6 +265,8 @@ void GatewaySession::refresh_or_recover(GwTime now) {
                                     : "it does not answer the refresh");
         return;
     }
+    // A configured relay is never given up: after the probe, back to the refresh's backoff.
+    if (probing_ && retries_ > probe_retries) probing_ = false;
     // Never wait longer than a refresh period between Requests: a restarted relay should get
     // us back within one QQIC, not after a 120 s backoff.
     send_requests(now, probing_ ? probe_backoff_cap_s : qqic_);

@@ -284,6 +284,26 @@ TEST(GatewaySession, WithoutTheDataTimeoutOnlyTheRefreshNoticesADeadRelay) {
     EXPECT_EQ(loop.session->relays_given_up(), 0u);
 }
 
+// A configured relay (--relay) is not given up; after the probe it is asked with the usual
+// backoff (capped at QQIC), not every 2 s while it is down.
+TEST(GatewaySession, AConfiguredRelayThatDiesIsProbedThenRetriedWithBackoff) {
+    Loop loop(direct_to_relay());
+    loop.start();
+    loop.stream_for(10, relay_ip);
+    loop.relay_down();
+    const size_t before = loop.requests;
+    for (int s = 0; s < 120; ++s)
+        loop.pass(std::chrono::seconds(1));
+    EXPECT_GE(loop.requests - before, 4u) << "the probe and its retransmissions, then retries";
+    EXPECT_LE(loop.requests - before, 12u) << "with backoff, not every 1-2 s for two minutes";
+    EXPECT_EQ(loop.session->relay(), relay_ip);
+    EXPECT_EQ(loop.session->relays_given_up(), 0u);
+    loop.relay_up();
+    for (int s = 0; s < 130 && !loop.receives(); ++s)
+        loop.pass(std::chrono::seconds(1));
+    EXPECT_TRUE(loop.receives()) << "joined the relay again when it came back";
+}
+
 // A relay that answers is alive: a quiet source costs one Request, not one every few seconds.
 TEST(GatewaySession, AQuietSourceOnALiveRelayIsAskedOnceAndKept) {
     Loop loop(ssm_channel());
