@@ -8,8 +8,8 @@
 # Each relay is amtrelayd on DPDK af_packet ports (u0 upstream, d0 downstream) with an exception
 # port (net_tap, kernel interface amt0). bird2 in the relay's namespace speaks BGP to the edge
 # router through that exception path, announcing 192.52.193.1/32, 2001:3::1/128 and the relay's
-# own address; the edge runs FRR bgpd with equal-cost multipath (deploy/anycast/frr-router.conf says
-# why) and hashes on UDP ports, so which relay a gateway's Discovery reaches is predicted, per
+# own address; the edge runs FRR bgpd (another implementation than the relays', as a real router
+# would be) with equal-cost multipath (deploy/anycast/frr-router.conf says why) and hashes on UDP ports, so which relay a gateway's Discovery reaches is predicted, per
 # gateway port, by the router itself (ip route get ... sport). The upstream is FRR pimd or a
 # snooping bridge, as the kernel allows (upstream.sh), and reaches both relays.
 # bird2.conf, frr-router.conf and amt-anycast are deploy/anycast's files: bird2.conf with only its
