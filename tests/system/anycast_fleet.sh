@@ -9,8 +9,9 @@
 # port (net_tap, kernel interface amt0). bird2 in the relay's namespace speaks BGP to the edge
 # router through that exception path, announcing 192.52.193.1/32, 2001:3::1/128 and the relay's
 # own address; the edge runs FRR bgpd (another implementation than the relays', as a real router
-# would be) with equal-cost multipath (deploy/anycast/frr-router.conf says why) and hashes on UDP ports, so which relay a gateway's Discovery reaches is predicted, per
-# gateway port, by the router itself (ip route get ... sport). The upstream is FRR pimd or a
+# would be) with equal-cost multipath (deploy/anycast/frr-router.conf says why) and hashes on UDP
+# ports, so which relay a gateway's Discovery reaches is predicted, per gateway port, by the
+# router itself (ip route get ... sport). The upstream is FRR pimd or a
 # snooping bridge, as the kernel allows (upstream.sh), and reaches both relays.
 # bird2.conf, frr-router.conf and amt-anycast are deploy/anycast's files: bird2.conf with only its
 # address lines replaced for relay B (the test checks that nothing else differs), the others as
@@ -36,9 +37,10 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/upstream.sh"
 
 need bridge ipv6 tun
+# Packages are scripts/setup's job (a missing one fails, as in lib.sh); kernel features skip.
 absent=$(missing_commands bird birdc vtysh)
-[ -z "$absent" ] || skip "not installed: $absent (bird2 and frr: sudo scripts/setup)"
-[ -x /usr/lib/frr/bgpd ] || skip "FRR bgpd is not installed (/usr/lib/frr/bgpd; the frr package)"
+[ -z "$absent" ] || fail "not installed: $absent (bird2 and frr: sudo scripts/setup)"
+[ -x /usr/lib/frr/bgpd ] || fail "FRR bgpd is not installed (/usr/lib/frr/bgpd; sudo scripts/setup)"
 
 DEPLOY="$(cd "$(dirname "$0")/../../deploy/anycast" && pwd)"
 SOURCE_IP=10.0.0.2
