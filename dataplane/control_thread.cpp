@@ -157,10 +157,14 @@ void ControlThread::leave_upstream() {
 size_t ControlThread::forward_exception_traffic() {
     if (!setup_.exception_port) return 0;
     std::array<rte_mbuf*, 32> pkts;
-    const uint16_t n = rte_eth_rx_burst(*setup_.exception_port, 0, pkts.data(), pkts.size());
-    for (uint16_t i = 0; i < n; ++i)
-        tx_.send(pkts[i]);
-    return n;
+    size_t total = 0;
+    for (uint16_t q = 0; q < setup_.exception_rx_queues; ++q) {
+        const uint16_t n = rte_eth_rx_burst(*setup_.exception_port, q, pkts.data(), pkts.size());
+        for (uint16_t i = 0; i < n; ++i)
+            tx_.send(pkts[i]);
+        total += n;
+    }
+    return total;
 }
 
 size_t ControlThread::restore_state(const RelayState& state, Time now) {

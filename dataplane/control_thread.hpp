@@ -32,6 +32,7 @@ struct ControlSetup {
     MacAddress upstream_mac{};
     UpstreamConfig upstream;
     std::optional<uint16_t> exception_port;
+    uint16_t exception_rx_queues = 1;  // all polled: the kernel picks one per flow (net_tap)
     Time publish_interval = std::chrono::milliseconds(1);
     Time timer_interval = std::chrono::milliseconds(100);
     Time resolve_retry = std::chrono::seconds(1);     // next hop unresolved: ask every second

@@ -4,6 +4,8 @@
 #include <rte_lcore.h>
 
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
 namespace amt {
 
@@ -51,6 +53,19 @@ Dataplane::Dataplane(const DataplaneConfig& config)
         exception_port_ = std::make_unique<Port>(
             *exception_id, PortSetup{.rx_queues = 1, .tx_queues = setup.tx_queues, .rss = false},
             packet_pool_->get());
+        // The kernel behind a tap receives frames addressed to the NIC (the relay answers ARP/ND
+        // for its addresses with the NIC's MAC): a tap with its own random MAC would drop them as
+        // not its own.
+        rte_eth_dev_info info{};
+        if (rte_eth_dev_info_get(*exception_id, &info) == 0 && info.driver_name != nullptr &&
+            std::string(info.driver_name) == "net_tap") {
+            rte_ether_addr mac{};
+            std::copy(port_->mac().begin(), port_->mac().end(), mac.addr_bytes);
+            if (int rc = rte_eth_dev_default_mac_addr_set(*exception_id, &mac); rc != 0)
+                throw std::runtime_error("ports.exception " + *config.exception_port +
+                                         ": cannot take the downstream port's MAC address (" +
+                                         std::to_string(rc) + ")");
+        }
     }
     rcu_ = std::make_unique<Rcu>(config.workers);
     flows_ = std::make_unique<FlowTable>("amt_flows", config.flow_table_size, *rcu_);
@@ -85,6 +100,8 @@ Dataplane::Dataplane(const DataplaneConfig& config)
                          .upstream_port = upstream_id,
                          .upstream_mac = upstream_port().mac(),
                          .exception_port = exception_id,
+                         .exception_rx_queues = static_cast<uint16_t>(
+                             exception_port_ ? exception_port_->rx_queues() : 1),
                          .on_link_prefixes = config.downstream_prefixes,
                          .max_neighbors = config.max_neighbors,
                          .neighbor_timers = config.neighbor_timers};

@@ -86,6 +86,9 @@ Port::Port(uint16_t id, const PortSetup& setup, rte_mempool* rx_pool) : id_(id) 
     // net_af_xdp's TX queue i sends through RX queue i's socket: configure them in pairs (the
     // extra RX queues are polled too, since the NIC's RSS may deliver to them).
     if (driver == "net_af_xdp") rx_queues_ = std::max(rx_queues_, setup.tx_queues);
+    // net_tap (the exception port) refuses unequal counts: each queue pair is one file descriptor
+    // of a multi-queue tap, and the kernel spreads what it sends over all of them by flow.
+    if (driver == "net_tap") rx_queues_ = std::max(rx_queues_, setup.tx_queues);
     if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) {
         conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
     }

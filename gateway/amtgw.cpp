@@ -170,6 +170,14 @@ class TsContinuity {
     uint64_t errors_ = 0;
 };
 
+// Wall-clock time as Unix seconds with milliseconds: comparable with tcpdump's and other logs.
+std::string epoch_seconds() {
+    const auto t = std::chrono::system_clock::now().time_since_epoch();
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.3f", std::chrono::duration<double>(t).count());
+    return text;
+}
+
 struct Tunnel {
     std::unique_ptr<GatewaySession> session;
     int fd = -1;
@@ -230,6 +238,10 @@ CHANNELS
 RELAY
   Without --relay, amtgw discovers a relay at the AMT anycast address 192.52.193.1 (2001:3::1 for
   IPv6 groups), at --discovery ADDR, or through the source's AMTRELAY DNS records (--driad).
+  A discovered relay that dies is left for another one: when a flowing stream stops for
+  --data-timeout seconds amtgw asks the relay at once, and if 3-5 s of Requests go unanswered it
+  discovers again (anycast then finds the next relay). Without it only the refresh (up to the
+  relay's query interval, 125 s by default) would notice.
 
 WATCHING
   Without --http the stream goes to --output (UDP to 127.0.0.1:5000 by default): open it with
@@ -269,6 +281,7 @@ struct RelayOptions {
     std::string relay_text, discovery_text;
     bool driad = false;
     bool teardown = true;
+    double data_timeout = 4;
 };
 
 // The relay part of a session's configuration for these channels (they share one family).
@@ -277,6 +290,7 @@ std::optional<SessionConfig> relay_config(const RelayOptions& o,
                                           std::string& error) {
     SessionConfig config;
     config.teardown = o.teardown;
+    config.data_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.data_timeout * 1000));
     config.channels = channels;
     const Family group_family = channels.front().group.family();
     if (!o.relay_text.empty()) {
@@ -590,6 +604,11 @@ int main(int argc, char** argv) {
     app.add_option("--emulate", emulate, "act as N gateways (N sockets), for load tests")
         ->check(CLI::Range(1u, 100000u));
     app.add_option("--local-port", local_port, "first local UDP port (default: ephemeral)");
+    app.add_option("--data-timeout", relay_options.data_timeout,
+                   "seconds without data on a flowing tunnel before asking the relay whether it "
+                   "is alive (0: only at the refresh)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 3600.0));
     app.add_flag("--no-teardown", no_teardown, "never send Teardown");
     app.add_flag("-q,--quiet", quiet, "no status line");
     CLI11_PARSE(app, argc, argv);
@@ -673,6 +692,12 @@ int main(int argc, char** argv) {
         }
         t.session = std::make_unique<GatewaySession>(config, csprng32);
         if (i == 0) {
+            // What happens to the relay, on its own line with the wall time (the fleet test reads
+            // which relay each gateway was given, and when).
+            t.session->on_event = [quiet](const std::string& what) {
+                std::fprintf(stderr, "%samtgw: %s: %s\n", quiet ? "" : "\n",
+                             epoch_seconds().c_str(), what.c_str());
+            };
             // The first tunnel's stream goes to the output; emulated ones are only counted.
             t.session->on_data = [&](ByteView ip) {
                 const ByteView payload = udp_payload(ip, static_cast<uint16_t>(port));

@@ -8,6 +8,11 @@ namespace amt {
 
 namespace {
 constexpr int max_request_retries = 6;  // then back to discovery (RFC 7450 §5.2.3.5.3)
+// After a silence probe: the Request and 2 retransmissions, 1 s and then 1-2 s apart (the RFC's
+// random backoff, capped at 2 s). A relay that answers none of them in 3-5 s while its stream has
+// stopped is taken for dead.
+constexpr int probe_retries = 2;
+constexpr int64_t probe_backoff_cap_s = 2;
 constexpr GwTime second = std::chrono::seconds(1);
 }  // namespace
 
@@ -87,7 +92,8 @@ void GatewaySession::send_requests(GwTime now, int64_t backoff_cap_s) {
     schedule_retry(now, backoff_cap_s);
 }
 
-void GatewaySession::send_update(FamilyHandshake& h, RecordType type) {
+std::vector<uint8_t> GatewaySession::update_message(const FamilyHandshake& h,
+                                                    RecordType type) const {
     std::vector<uint8_t> report(1500);
     ReportBuilder b(report, h.family);
     for (const Channel& c : channels_of(h.family)) {
@@ -107,7 +113,11 @@ void GatewaySession::send_update(FamilyHandshake& h, RecordType type) {
     report.resize(b.finish());
     std::vector<uint8_t> msg(update_fixed_size + report.size());
     build_membership_update(msg, *h.mac, h.mac_nonce, report);
-    send(relay_endpoint(), std::move(msg));
+    return msg;
+}
+
+void GatewaySession::send_update(FamilyHandshake& h, RecordType type) {
+    send(relay_endpoint(), update_message(h, type));
     h.reported = true;
 }
 
@@ -129,12 +139,20 @@ void GatewaySession::on_datagram(const UdpEndpoint& from, ByteView payload, GwTi
             return;
         }
         relay_ = adv.relay;
+        event("relay " + adv.relay.to_string() + " (Advertisement from " +
+              config_.discovery.to_string() + ")");
         discovery_nonce_ = 0;
         retries_ = 0;
         send_requests(now);
         return;
     }
-    if (!relay_ || from != relay_endpoint()) return;  // only the relay we talk to
+    if (!relay_ || from != relay_endpoint()) {  // only the relay we talk to
+        if (type == MessageType::multicast_data && former_relay_ &&
+            from == UdpEndpoint{*former_relay_, amt_udp_port}) {
+            leave_former_relay(from, now);
+        }
+        return;
+    }
     if (type == MessageType::membership_query) {
         MembershipQuery q;
         GeneralQuery gq;
@@ -163,9 +181,12 @@ void GatewaySession::on_datagram(const UdpEndpoint& from, ByteView payload, GwTi
         const bool all = std::all_of(handshakes_.begin(), handshakes_.end(),
                                      [](const auto& x) { return x.answered; });
         if (all) {
+            if (probing_) event("relay " + relay_->to_string() + " answers: the source is quiet");
             state_ = SessionState::joined;
             retries_ = 0;
             awaiting_query_ = false;
+            probing_ = false;
+            last_data_ = now;
             next_action_ = now + std::chrono::seconds(qqic_);
         }
         return;
@@ -186,6 +207,8 @@ void GatewaySession::on_datagram(const UdpEndpoint& from, ByteView payload, GwTi
         // Never hand on what we did not ask for (RFC 7450 §5.2.3.3).
         if (wanted == config_.channels.end()) return;
         ++channel_packets_[static_cast<size_t>(wanted - config_.channels.begin())];
+        last_data_ = now;
+        data_flowing_ = true;
         ++data_packets_;
         data_bytes_ += d.packet.size();
         if (on_data) on_data(d.packet);
@@ -193,6 +216,17 @@ void GatewaySession::on_datagram(const UdpEndpoint& from, ByteView payload, GwTi
 }
 
 void GatewaySession::advance(GwTime now) {
+    // Data stopped on a joined tunnel: is the relay still there? Start the refresh cycle now.
+    if (state_ == SessionState::joined && !awaiting_query_ && data_flowing_ &&
+        config_.data_timeout.count() > 0 && now - last_data_ >= config_.data_timeout) {
+        data_flowing_ = false;  // asked once per silence: a live relay is not asked again
+        probing_ = true;
+        event("no data for " +
+              std::to_string(
+                  std::chrono::duration_cast<std::chrono::seconds>(now - last_data_).count()) +
+              " s: asking relay " + relay_->to_string() + " whether it is still there");
+        next_action_ = now;
+    }
     if (state_ == SessionState::stopped || now < next_action_) return;
     switch (state_) {
         case SessionState::discovering:
@@ -226,20 +260,48 @@ void GatewaySession::refresh_or_recover(GwTime now) {
     }
     // The last Request went unanswered. The relay still has our membership until its timeout,
     // so keep the state (and any data still arriving) while retrying.
-    if (retries_ > max_request_retries && !config_.relay) {
-        // Give the relay up and find one again (it may have gone away for good).
-        retries_ = 0;
-        awaiting_query_ = false;
-        relay_.reset();
-        for (FamilyHandshake& h : handshakes_) {
-            h = FamilyHandshake{h.family};
-        }
-        send_discovery(now);
+    if (retries_ > (probing_ ? probe_retries : max_request_retries) && !config_.relay) {
+        give_up_relay(now, probing_ ? "its stream stopped and it does not answer"
+                                    : "it does not answer the refresh");
         return;
     }
+    // A configured relay is never given up: after the probe, back to the refresh's backoff.
+    if (probing_ && retries_ > probe_retries) probing_ = false;
     // Never wait longer than a refresh period between Requests: a restarted relay should get
     // us back within one QQIC, not after a 120 s backoff.
-    send_requests(now, qqic_);
+    send_requests(now, probing_ ? probe_backoff_cap_s : qqic_);
+}
+
+// Gives the relay up and finds one again (it may have gone away for good), remembering what it
+// last accepted from us in case it comes back with our old tunnel.
+void GatewaySession::give_up_relay(GwTime now, const char* why) {
+    event("relay " + relay_->to_string() + " given up (" + why + "): discovering again");
+    ++relays_given_up_;
+    former_relay_ = relay_;
+    former_handshakes_ = handshakes_;
+    retries_ = 0;
+    awaiting_query_ = false;
+    probing_ = false;
+    data_flowing_ = false;
+    relay_.reset();
+    for (FamilyHandshake& h : handshakes_) {
+        h = FamilyHandshake{h.family};
+    }
+    send_discovery(now);
+}
+
+// A relay we gave up sends data again: it restarted and restored our tunnel (its state file). We
+// are joined elsewhere, so leave it with the nonce and MAC it last accepted (its sticky MAC or
+// restored secrets verify them); at most once a second, since its data may keep coming meanwhile.
+void GatewaySession::leave_former_relay(const UdpEndpoint& from, GwTime now) {
+    if (stale_leaves_ > 0 && now - former_left_at_ < second) return;
+    former_left_at_ = now;
+    ++stale_leaves_;
+    if (stale_leaves_ == 1)
+        event("former relay " + from.ip.to_string() + " sends data again: leaving it");
+    for (const FamilyHandshake& h : former_handshakes_) {
+        if (h.mac) send(from, update_message(h, RecordType::block_old_sources));
+    }
 }
 
 void GatewaySession::stop(GwTime now) {

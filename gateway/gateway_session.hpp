@@ -11,6 +11,13 @@
 // retransmits it with backoff capped at QQIC, keeping its membership meanwhile; after the retries
 // a discovered relay is given up and discovery starts again, as in the requesting state (RFC 7450
 // §5.2.3.5.3); a configured relay (--relay) is asked again at least every QQIC until it answers.
+//
+// A dead relay is noticed sooner than the next refresh (up to QQIC, 125 s by default): when data
+// stops for data_timeout on a tunnel where it was flowing, the refresh cycle starts at once, and
+// if its Request stays unanswered (2 retransmissions: 3-5 s) the relay is given up.
+// A relay that answers is alive (the source went quiet) and is not asked again until data has
+// flowed once more. A relay given up that later sends data anyway (it came back and restored our
+// old tunnel from its state file) is told we left: its last nonce and MAC, a BLOCK of each channel.
 #pragma once
 
 #include <chrono>
@@ -39,6 +46,9 @@ struct SessionConfig {
     std::optional<IpAddress> relay;  // skip discovery and send Requests here (RFC 8777 D=1)
     IpAddress discovery = *IpAddress::parse("192.52.193.1");
     bool teardown = true;  // send Teardown when the relay's G fields say we moved
+    // No data for this long on a tunnel where it flowed: ask the relay at once (0: only at the
+    // refresh). 4 s is RFC 8777 §3.3.4.1's first no-traffic timeout.
+    std::chrono::nanoseconds data_timeout = std::chrono::seconds(4);
 };
 
 enum class SessionState : uint8_t { discovering, requesting, joined, stopped };
@@ -73,6 +83,10 @@ class GatewaySession {
     uint64_t queries() const { return queries_; }
     // Data packets per configured channel, in SessionConfig::channels order.
     const std::vector<uint64_t>& channel_packets() const { return channel_packets_; }
+    // What happened to the tunnel, in words, for the log (relay found, given up, ...).
+    std::function<void(const std::string&)> on_event;
+    uint64_t relays_given_up() const { return relays_given_up_; }
+    uint64_t stale_leaves() const { return stale_leaves_; }
 
   private:
     struct FamilyHandshake {
@@ -88,10 +102,16 @@ class GatewaySession {
     void send(const UdpEndpoint& to, std::vector<uint8_t> payload);
     void send_discovery(GwTime now);
     void send_requests(GwTime now, int64_t backoff_cap_s = 120);
+    std::vector<uint8_t> update_message(const FamilyHandshake& h, RecordType type) const;
     void send_update(FamilyHandshake& h, RecordType type);
     void send_teardown(const FamilyHandshake& h, const UdpEndpoint& old_gateway);
     void schedule_retry(GwTime now, int64_t cap_s = 120);
     void refresh_or_recover(GwTime now);
+    void give_up_relay(GwTime now, const char* why);
+    void leave_former_relay(const UdpEndpoint& from, GwTime now);
+    void event(const std::string& what) {
+        if (on_event) on_event(what);
+    }
     UdpEndpoint relay_endpoint() const { return {*relay_, amt_udp_port}; }
     std::vector<Channel> channels_of(Family f) const;
 
@@ -111,6 +131,15 @@ class GatewaySession {
     uint64_t queries_ = 0;
     std::vector<uint64_t> channel_packets_;
     bool awaiting_query_ = false;  // joined, and this cycle's Request is not answered yet
+    GwTime last_data_{};
+    bool data_flowing_ = false;  // data arrived since the relay last answered a silence probe
+    bool probing_ = false;       // this cycle was started by silence, not by the refresh timer
+    // The relay given up last, with what it last accepted from us (to leave it if it comes back).
+    std::optional<IpAddress> former_relay_;
+    std::vector<FamilyHandshake> former_handshakes_;
+    GwTime former_left_at_{};
+    uint64_t relays_given_up_ = 0;
+    uint64_t stale_leaves_ = 0;
 };
 
 }  // namespace amt

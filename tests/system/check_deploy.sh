@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks of deploy/: Prometheus rules (syntax and unit tests), the Prometheus config,
-# shell syntax of the scripts, every JSON file parses, every dashboard/rule expression parses
+# shell syntax of the scripts, bird2 and FRR configurations (their own parsers), every JSON file parses, every dashboard/rule expression parses
 # as PromQL, and, given a scrape of a running amtrelayd as $1, every amt_* metric the dashboard
 # and the alert rules query exists in it. Needs promtool (Debian package prometheus).
 #   tests/system/check_deploy.sh [SCRAPE_FILE]
@@ -36,6 +36,32 @@ while IFS= read -r -d '' script; do
         check "shellcheck ${script#"$DEPLOY"/}" shellcheck "$script"
     fi
 done < <(find "$DEPLOY" -name '*.sh' -print0)
+
+# The anycast hook is /bin/sh (it runs as a drain hook and from systemd, without bash).
+check "sh -n anycast/amt-anycast" sh -n anycast/amt-anycast
+if command -v shellcheck >/dev/null; then
+    check "shellcheck anycast/amt-anycast" shellcheck anycast/amt-anycast
+fi
+# The routing daemons' own parsers (bird2, FRR: scripts/setup installs both).
+if command -v bird >/dev/null; then
+    check "bird -p anycast/bird2.conf" bird -p -c anycast/bird2.conf
+else
+    echo "SKIP bird -p anycast/bird2.conf (bird2 not installed)"
+fi
+# bgpd -C exits 0 even on a line it cannot parse: its complaints are the verdict.
+bgpd_config_clean() {
+    local dir out
+    dir=$(mktemp -d)
+    out=$(/usr/lib/frr/bgpd -C -f "$1" --vty_socket "$dir" -z "$dir/zserv.api" -i "$dir/bgpd.pid" 2>&1)
+    rm -rf "$dir"
+    echo "$out"
+    ! grep -q "\[EC " <<<"$out"
+}
+if [ -x /usr/lib/frr/bgpd ]; then
+    check "bgpd -C anycast/frr-router.conf" bgpd_config_clean anycast/frr-router.conf
+else
+    echo "SKIP bgpd -C anycast/frr-router.conf (FRR not installed)"
+fi
 
 while IFS= read -r -d '' json; do
     check "JSON parses: ${json#"$DEPLOY"/}" "$PY" -m json.tool "$json" /dev/null

@@ -47,6 +47,11 @@ feature_missing() {
             [ -e /proc/net/if_inet6 ] || out="this kernel has no IPv6 (no /proc/net/if_inet6: CONFIG_IPV6, or ipv6.disable=1 on its command line)" ;;
         mroute)
             out=$(router_unavailable_reason) ;;
+        tun)  # DPDK's net_tap (the relay's exception port) opens /dev/net/tun
+            ip netns add "$probe" 2>/dev/null || { echo "no network namespaces to probe taps in"; return; }
+            ip -n "$probe" tuntap add dev tap0 mode tap 2>/dev/null ||
+                out="this machine has no usable /dev/net/tun (CONFIG_TUN, or a container without the device), so the relay's exception port (net_tap) cannot run"
+            ip netns del "$probe" ;;
         af_xdp)  # AF_XDP = 44: the socket family net_af_xdp opens
             python3 -c 'import socket; socket.socket(44, socket.SOCK_RAW).close()' 2>/dev/null ||
                 out="this kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS), so the relay's AF_XDP mode cannot run" ;;

@@ -15,7 +15,8 @@
 # which skips with its reason where the router cannot run.
 #
 # Names: UPSTREAM (router|switched), UPSTREAM_NS (rtr|sw) and UPSTREAM_IF, the upstream's port
-# toward the relay (r-rel|sw-rel); UPSTREAM_SRC_IF, its port toward the source.
+# toward the relay (r-rel|sw-rel); UPSTREAM_SRC_IF, its port toward the source. A test with
+# several relays lists the upstream's ports toward them in UPSTREAM_RELAY_IFS instead.
 
 # choose_upstream FAMILY (ipv4|ipv6): sets UPSTREAM and the names above, and says which and why.
 choose_upstream() {
@@ -58,7 +59,8 @@ hostname rtr
 ${PIM_RP:+ip pim rp ${PIM_RP} 224.0.0.0/4}
 interface r-src
  ip pim
-interface r-rel
+$(for i in ${UPSTREAM_RELAY_IFS:-r-rel}; do cat <<I
+interface $i
  ip pim
  ip igmp
  ip igmp version 3
@@ -66,15 +68,25 @@ interface r-rel
  ip igmp query-max-response-time 20
  ip igmp last-member-query-interval 10
  ip igmp last-member-query-count 2
+I
+done)
 C
+    start_frr_daemons rtr "$dir" pimd
+}
+
+# start_frr_daemons NS DIR DAEMON [LOG_PREFIX]: FRR's zebra and DAEMON (pimd, bgpd) in namespace
+# NS, everything in DIR (DIR/zebra.conf, DIR/DAEMON.conf, sockets, pid files; owned by frr), no
+# system FRR involved; logs in $WORK/LOG_PREFIX{zebra,DAEMON}.log; query with vtysh --vty_socket DIR.
+start_frr_daemons() {
+    local n=$1 dir=$2 daemon=$3 log=${4:-}
     chown -R frr:frr "$dir"
-    in_ns rtr /usr/lib/frr/zebra -d -z "$dir/zserv.api" --vty_socket "$dir" -P 0 \
-        -f "$dir/zebra.conf" -i "$dir/zebra.pid" >"$WORK/zebra.log" 2>&1
+    in_ns "$n" /usr/lib/frr/zebra -d -z "$dir/zserv.api" --vty_socket "$dir" -P 0 \
+        -f "$dir/zebra.conf" -i "$dir/zebra.pid" >"$WORK/${log}zebra.log" 2>&1
     wait_for 10 "zebra's zserv.api" test -S "$dir/zserv.api"
-    in_ns rtr /usr/lib/frr/pimd -d -z "$dir/zserv.api" --vty_socket "$dir" -P 0 \
-        -f "$dir/pimd.conf" -i "$dir/pimd.pid" >"$WORK/pimd.log" 2>&1
-    wait_for 10 "pimd's vty socket" test -S "$dir/pimd.vty"
-    PIDS+=("$(cat "$dir/zebra.pid")" "$(cat "$dir/pimd.pid")")
+    in_ns "$n" "/usr/lib/frr/$daemon" -d -z "$dir/zserv.api" --vty_socket "$dir" -P 0 \
+        -f "$dir/$daemon.conf" -i "$dir/$daemon.pid" >"$WORK/$log$daemon.log" 2>&1
+    wait_for 10 "$daemon's vty socket" test -S "$dir/$daemon.vty"
+    PIDS+=("$(cat "$dir/zebra.pid")" "$(cat "$dir/$daemon.pid")")
 }
 
 vtysh_rtr() { vtysh --vty_socket "$WORK/frr" -c "$1" 2>/dev/null; }
@@ -92,11 +104,14 @@ start_switch() {
         mcast_query_use_ifaddr 1 mcast_query_interval 500 mcast_query_response_interval 100 \
         mcast_startup_query_interval 100 mcast_last_member_interval 100
     in_ns sw ip link set sw-src master br0
-    in_ns sw ip link set sw-rel master br0
     # Nothing toward the relay but what its report asks for: with a querier present the bridge
     # sends unregistered groups only to router ports (the relay's is not one), and mcast_flood off
     # covers the start-up before that. ipv4_ssm_video checks it (no_flow drops before the join).
-    in_ns sw bridge link set dev sw-rel mcast_flood off
+    local port
+    for port in ${UPSTREAM_RELAY_IFS:-sw-rel}; do
+        in_ns sw ip link set "$port" master br0
+        in_ns sw bridge link set dev "$port" mcast_flood off
+    done
     [ -n "$address" ] && in_ns sw ip addr add "$address" dev br0
     in_ns sw ip link set br0 up
     wait_for 10 "bridge link-local address" bash -c \

@@ -34,6 +34,9 @@ struct Loop : EngineSink {
     std::unique_ptr<SecretStore> fresh_secrets;
     size_t requests = 0;
     size_t discoveries = 0;
+    std::set<IpAddress> unreachable;  // relays that are down: what is sent to them is lost
+    // Other relays, by address (the one in `engine` is the one anycast discovery reaches).
+    std::map<IpAddress, std::unique_ptr<RelayEngine>> others;
 
     explicit Loop(SessionConfig sc, bool teardown = false) {
         config.relay_addresses = {relay_ip};
@@ -74,7 +77,11 @@ struct Loop : EngineSink {
             for (const Outgoing& o : session->take_outgoing()) {
                 requests += !o.payload.empty() && o.payload[0] == 3;  // Request
                 discoveries += !o.payload.empty() && o.payload[0] == 1;
-                if (engine) engine->handle({gateway, o.to, o.payload}, now);
+                if (unreachable.count(o.to.ip) > 0) continue;
+                RelayEngine* to = engine.get();
+                if (const auto other = others.find(o.to.ip); other != others.end())
+                    to = other->second.get();
+                if (to) to->handle({gateway, o.to, o.payload}, now);
                 moved = true;
             }
             for (auto& [from, payload] : std::exchange(to_gateway, {})) {
@@ -89,6 +96,23 @@ struct Loop : EngineSink {
         if (engine) engine->advance(now);
         session->advance(now);
         run();
+    }
+    // The relay at `from` sends one datagram of the (S,G) stream to the gateway.
+    void data_from(const IpAddress& from) {
+        uint8_t packet[64];
+        const uint8_t payload[8] = {};
+        const size_t n = build_udp_datagram(packet, {S, 5000}, {G, 5000}, ByteView(payload));
+        std::vector<uint8_t> msg(2 + n);
+        build_multicast_data(msg, ByteView(packet, n));
+        session->on_datagram({from, amt_udp_port}, msg, now);
+        run();
+    }
+    // Seconds pass; the relay holding the flow sends one datagram a second while it does.
+    void stream_for(int seconds, const IpAddress& relay) {
+        for (int s = 0; s < seconds; ++s) {
+            if (receives()) data_from(relay);
+            pass(std::chrono::seconds(1));
+        }
     }
     bool receives() const {
         const auto f = flows.find({S, G});
@@ -212,6 +236,109 @@ TEST(GatewaySession, RediscoversWhenADiscoveredRelayStopsAnswering) {
     EXPECT_EQ(loop.session->state(), SessionState::discovering);
     loop.session->stop(loop.now);  // no relay to leave: nothing to send, no crash
     EXPECT_TRUE(loop.session->take_outgoing().empty());
+}
+
+namespace {
+const IpAddress relay_b = *IpAddress::parse("192.0.2.2");
+
+// Relay A (relay_ip) serves the gateway's stream, found through anycast discovery; then A dies
+// and anycast reaches relay B instead (its route withdrawn). A's engine is kept aside, as its
+// state file would keep its tunnels.
+void fail_over_to_b(Loop& loop) {
+    loop.start();
+    ASSERT_EQ(loop.session->relay(), relay_ip);
+    loop.stream_for(10, relay_ip);
+    ASSERT_GT(loop.session->data_packets(), 5u);
+    loop.unreachable.insert(relay_ip);
+    loop.others[relay_ip] = std::move(loop.engine);
+    loop.flows.clear();
+    loop.config.relay_addresses = {relay_b};
+    loop.relay_up();
+}
+}  // namespace
+
+// RFC 7450 §5.2.3.5.3 / RFC 8777 §3.3.4.1: a stream that stops on a tunnel to a dead relay is
+// noticed in seconds, not at the next refresh (QQIC 125 s), and discovery finds the next relay.
+TEST(GatewaySession, ADeadRelaysSilenceLeadsToTheNextRelayWithinSeconds) {
+    Loop loop(ssm_channel());
+    fail_over_to_b(loop);
+    int seconds = 0;
+    while (seconds < 60 && !(loop.session->relay() == relay_b && loop.receives())) {
+        loop.stream_for(1, relay_b);
+        ++seconds;
+    }
+    // 4 s of silence, then a Request and 2 retransmissions (1 s, 1-2 s, 1-2 s), then discovery.
+    EXPECT_LE(seconds, 10) << "joined relay B " << seconds << " s after relay A died";
+    EXPECT_GE(seconds, 4) << "not before the data timeout";
+    EXPECT_EQ(loop.session->relays_given_up(), 1u);
+    EXPECT_EQ(loop.session->state(), SessionState::joined);
+}
+
+TEST(GatewaySession, WithoutTheDataTimeoutOnlyTheRefreshNoticesADeadRelay) {
+    SessionConfig c = ssm_channel();
+    c.data_timeout = std::chrono::seconds(0);
+    Loop loop(c);
+    fail_over_to_b(loop);
+    loop.stream_for(60, relay_b);
+    EXPECT_EQ(loop.session->relay(), relay_ip) << "still waiting for its refresh at 125 s";
+    EXPECT_EQ(loop.session->relays_given_up(), 0u);
+}
+
+// A configured relay (--relay) is not given up; after the probe it is asked with the usual
+// backoff (capped at QQIC), not every 2 s while it is down.
+TEST(GatewaySession, AConfiguredRelayThatDiesIsProbedThenRetriedWithBackoff) {
+    Loop loop(direct_to_relay());
+    loop.start();
+    loop.stream_for(10, relay_ip);
+    loop.relay_down();
+    const size_t before = loop.requests;
+    for (int s = 0; s < 120; ++s)
+        loop.pass(std::chrono::seconds(1));
+    EXPECT_GE(loop.requests - before, 4u) << "the probe and its retransmissions, then retries";
+    EXPECT_LE(loop.requests - before, 12u) << "with backoff, not every 1-2 s for two minutes";
+    EXPECT_EQ(loop.session->relay(), relay_ip);
+    EXPECT_EQ(loop.session->relays_given_up(), 0u);
+    loop.relay_up();
+    for (int s = 0; s < 130 && !loop.receives(); ++s)
+        loop.pass(std::chrono::seconds(1));
+    EXPECT_TRUE(loop.receives()) << "joined the relay again when it came back";
+}
+
+// A relay that answers is alive: a quiet source costs one Request, not one every few seconds.
+TEST(GatewaySession, AQuietSourceOnALiveRelayIsAskedOnceAndKept) {
+    Loop loop(ssm_channel());
+    loop.start();
+    loop.stream_for(10, relay_ip);
+    const size_t before = loop.requests;
+    for (int s = 0; s < 60; ++s)
+        loop.pass(std::chrono::seconds(1));  // the source is quiet; the relay is up
+    EXPECT_EQ(loop.requests - before, 1u) << "one probe after 4 s, answered";
+    EXPECT_EQ(loop.session->relay(), relay_ip);
+    EXPECT_TRUE(loop.receives());
+    EXPECT_EQ(loop.session->relays_given_up(), 0u);
+    loop.stream_for(10, relay_ip);  // flowing again: the next silence is asked about again
+    for (int s = 0; s < 10; ++s)
+        loop.pass(std::chrono::seconds(1));
+    EXPECT_EQ(loop.requests - before, 2u);
+}
+
+// Relay A comes back with its state file, so it serves the gateway's old tunnel again although
+// the gateway is joined to B: the gateway leaves A with the nonce and MAC A last accepted.
+TEST(GatewaySession, LeavesAFormerRelayThatRestoredItsOldTunnel) {
+    Loop loop(ssm_channel());
+    fail_over_to_b(loop);
+    loop.stream_for(15, relay_b);
+    ASSERT_EQ(loop.session->relay(), relay_b);
+    RelayEngine& a = *loop.others[relay_ip];
+    ASSERT_EQ(a.memberships().endpoint_count(), 1u) << "A kept the old tunnel";
+    loop.unreachable.erase(relay_ip);  // A is back
+    loop.data_from(relay_ip);
+    EXPECT_EQ(a.memberships().endpoint_count(), 0u) << "A was told the gateway left";
+    EXPECT_EQ(loop.session->stale_leaves(), 1u);
+    loop.data_from(relay_ip);  // more of A's data within the second: no second leave
+    EXPECT_EQ(loop.session->stale_leaves(), 1u);
+    EXPECT_EQ(loop.session->relay(), relay_b) << "the tunnel stays on B";
+    EXPECT_EQ(loop.engine->memberships().endpoint_count(), 1u);
 }
 
 TEST(GatewaySession, LeaveOnStopEndsTheStreamAtOnce) {
