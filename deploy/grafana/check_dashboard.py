@@ -3,14 +3,14 @@
 in a real scrape of amtrelayd, so a renamed metric cannot leave an empty panel or a silent alert.
 
   check_dashboard.py --scrape scrape.txt [--dashboard amtrelay-dashboard.json]
-                     [--rules amtrelay-rules.yml] [--optional amt_xdp_packets_total]
+                     [--rules amtrelay-rules.yml] [--optional METRIC]
                      [--promql-syntax]
 
 Names are the tokens amt_[a-z0-9_]+ in every "expr"/"query"/"definition" string of the
 dashboard (panels, templating, annotations, recursively) and in every rule's expr. A histogram
 family is found through its _bucket/_sum/_count series. Series recorded by the rules file
-(record: names) are skipped. --optional names may be absent (amt_xdp_packets_total exists only
-in AF_XDP mode). Exit status: 0 all found, 1 something missing, 2 usage or input error.
+(record: names) are skipped. Metrics of an optional mode (MODE_METRICS) and --optional names may be
+absent. Exit status: 0 all found, 1 something missing, 2 usage or input error.
 """
 import argparse
 import json
@@ -18,6 +18,12 @@ import os
 import re
 import shutil
 import subprocess
+
+# Exported only when the relay runs in that mode: absent from a scrape without it.
+MODE_METRICS = {
+    "amt_xdp_packets_total": "AF_XDP mode",
+    "amt_ipfix_records_dropped_total": "ipfix.collector set",
+}
 import sys
 import tempfile
 
@@ -128,6 +134,7 @@ def main():
     ap.add_argument("--promql-syntax", action="store_true",
                     help="also parse every expression with promtool")
     args = ap.parse_args()
+    args.optional += list(MODE_METRICS)
     if not args.scrape and not args.promql_syntax:
         ap.error("give --scrape FILE and/or --promql-syntax")
 
