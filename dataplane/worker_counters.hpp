@@ -19,7 +19,8 @@ namespace amt {
     X(too_big)                   /* inner packet larger than the tunnel MTU (ICMP sent for SSM) */ \
     X(fragment_failed)           /* DF=0 packet that could not be fragmented */                    \
     X(mbuf_exhausted)            /* no mbuf for a replica or a reply */                            \
-    X(tx_full)                   /* NIC TX queue full after the buffer flush */                    \
+    X(tx_full)                   /* NIC TX queue did not drain: egress stalled, or TX buffer full */ \
+    X(egress_buffer_full)        /* native multicast refused whole: the egress backlog is full */  \
     X(control_ring_full)         /* Update/Teardown dropped: the control thread is behind */       \
     X(exception_unavailable)     /* for the kernel, but no ports.exception (full: tx_full) */      \
     X(multicast_from_downstream) /* native multicast on the gateways' port (two ports) */          \
@@ -52,6 +53,8 @@ struct alignas(64) WorkerCounters {
     Counter too_big_notices;  // ICMP Fragmentation Needed / Packet Too Big sent to sources
     Counter busy_cycles;      // TSC cycles spent in loops that received packets
     Counter idle_cycles;      // TSC cycles spent polling empty queues
+    Counter intake_paused_cycles;  // TSC cycles while the egress backlog was full
+    std::atomic<uint64_t> egress_backlog{0};  // fan-outs waiting for the TX queue (packets)
     std::array<Counter, dataplane_drop_count> dropped;
     ProtocolCounters* protocol = nullptr;  // the worker's HandshakeResponder counters
 

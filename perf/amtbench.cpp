@@ -79,6 +79,8 @@ int main(int argc, char** argv) {
     app.add_option("--request-rate", egress.request_rate,
                    "egress: handshakes started per (virtual) second")
         ->check(CLI::NonNegativeNumber);
+    app.add_option("--egress-buffer-us", egress.egress_buffer_us,
+                   "egress: the relay's dataplane.egress_buffer_us (0: its default)");
     CLI11_PARSE(app, argc, argv);
 
     std::string command;

@@ -74,6 +74,7 @@ struct EgressOptions {
     std::vector<double> loads = {10, 50, 90, 120};  // average egress, % of the link
     double seconds = 2;          // virtual time of input per case
     double request_rate = 2000;  // handshakes started per second during each case
+    uint32_t egress_buffer_us = 0;  // the relay's dataplane.egress_buffer_us; 0: its default
 };
 
 void bench_handshake(double seconds, std::vector<Result>& out);

@@ -193,8 +193,11 @@ uint64_t total_drops(const WorkerCounters& c) {
     return n;
 }
 
-// What the relay is told about the port.
-void configure_egress(DataplaneConfig&, const EgressOptions&) {}
+// What the relay is told about the port: its rate (a ring device reports none).
+void configure_egress(DataplaneConfig& config, const EgressOptions& o) {
+    config.egress_link_gbps = o.link_gbps;
+    if (o.egress_buffer_us > 0) config.egress_buffer_us = o.egress_buffer_us;
+}
 
 void run_case(const EgressOptions& o, double load, std::vector<Result>& out) {
     static int instance = 0;

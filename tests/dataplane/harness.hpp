@@ -6,6 +6,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,11 +28,20 @@ class RingPort {
     void inject(const Frame& frame, uint16_t rx_queue = 0);
     // Everything sent on any TX queue since the last call, chains linearised, in queue order.
     std::vector<Frame> sent();
+    // Makes TX queue `queue` behave like a NIC ring of `descriptors` (a chained frame takes one
+    // per segment): a burst is taken only as far as there is room, the rest is the caller's
+    // again. sent() drains the ring, as the link would. Call after the relay started the port.
+    void limit_tx(uint16_t queue, unsigned descriptors);
 
   private:
     std::string name_;
     std::vector<rte_ring*> rx_;
     std::vector<rte_ring*> tx_;
+    struct TxLimit {
+        rte_ring* ring;
+        unsigned descriptors;
+    };
+    std::vector<std::unique_ptr<TxLimit>> limits_;
 };
 
 inline const MacAddress relay_mac_placeholder{};
