@@ -67,7 +67,7 @@ Worker::Worker(const WorkerSetup& setup, const WorkerShared& shared)
     if (setup.exception_port)
         exception_tx_.emplace(*setup.exception_port, setup.exception_tx_queue, counters_);
     backlog_.resize(std::max<uint32_t>(setup.egress.packets, 1));
-    stall_cycles_ = rte_get_tsc_hz() / 1'000'000 * setup.egress.stall_us;
+    stall_ = std::chrono::microseconds(setup.egress.stall_us);
 }
 
 Worker::~Worker() {
@@ -139,9 +139,8 @@ uint16_t Worker::poll_link(const WorkerLink& link, bool upstream) {
 }
 
 uint16_t Worker::poll_once(Time now) {
-    (void)now;
     const uint64_t start = rte_rdtsc();
-    poll_tsc_ = start;
+    poll_time_ = now;
     poll_token_ = shared_.rcu.token();  // before any lookup of this poll
     const bool intake_paused = backlog_full();
     const uint32_t waiting = backlog_count_;
@@ -181,7 +180,7 @@ void Worker::fan_out(rte_mbuf* m, const InnerPacket& inner, const GatewaySet& se
     const uint32_t octets = inner.length + outer + 24;  // + preamble, FCS and inter-frame gap
     const uint32_t slot =
         (backlog_head_ + backlog_count_) % static_cast<uint32_t>(backlog_.size());
-    backlog_[slot] = {walk, poll_token_, poll_tsc_, octets};
+    backlog_[slot] = {walk, poll_token_, poll_time_, octets};
     ++backlog_count_;
     backlog_octets_ += uint64_t{walk.left} * octets;
 }
@@ -195,10 +194,10 @@ void Worker::drain_backlog() {
         backlog_octets_ -= uint64_t{left - w.walk.left} * w.replica_octets;
         if (!done) {
             if (w.walk.left != left) {
-                w.progress_tsc = poll_tsc_;
+                w.progress = poll_time_;
                 return;
             }
-            if (poll_tsc_ - w.progress_tsc < stall_cycles_) return;
+            if (poll_time_ - w.progress < stall_) return;
             // The link has not taken a replica for egress.stall_us: give the walk up, so that
             // it holds no set (and no RCU grace period) any longer.
             backlog_octets_ -= uint64_t{w.walk.left} * w.replica_octets;

@@ -116,7 +116,7 @@ class Worker : private ReplySink {
     struct Waiting {
         FanOut walk;
         uint64_t rcu_token;       // read before its set was looked up
-        uint64_t progress_tsc;    // when it last sent a replica (or arrived)
+        Time progress;            // when it last sent a replica (or arrived)
         uint32_t replica_octets;  // link octets of one replica (frame + preamble, FCS, gap)
     };
 
@@ -175,9 +175,9 @@ class Worker : private ReplySink {
     uint32_t backlog_count_ = 0;
     uint64_t backlog_octets_ = 0;
     uint64_t poll_token_ = 0;  // RCU token read at the start of this poll
-    uint64_t poll_tsc_ = 0;
+    Time poll_time_{};  // the time poll_once() was given (the steady clock, or a test's)
     uint64_t last_poll_end_ = 0;
-    uint64_t stall_cycles_ = 0;
+    Time stall_{};
 };
 
 }  // namespace amt

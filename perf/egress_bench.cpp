@@ -11,8 +11,10 @@
 // Time. A 25 Gb/s link is 2.3 M frames of 1,364 octets per second; on a shared 2-vCPU machine a
 // drain thread pacing that in real time would measure the scheduler, not the relay. So time is
 // virtual and the link is simulated against it, in the same thread as the worker (one CPU):
-//   - each worker poll_once() runs for real and virtual time advances by its measured duration:
-//     a slow worker lets the link drain further and input pile up, as it would in real time;
+//   - each worker poll_once() runs for real and virtual time advances by its measured duration
+//     (the thread's CPU time, so that a preemption on the shared machine is not counted): a
+//     slow worker lets the link drain further and input pile up, as it would in real time;
+//     poll_once() is given the virtual time (its stall timer for a TX queue that stopped);
 //   - when a poll does nothing (no input, or the TX ring full and the worker waiting), time
 //     jumps to the next event: an input arrival, or the link freeing 32 descriptors (a NIC's
 //     TX free threshold). Idle polling is skipped, not charged.
@@ -30,6 +32,8 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -54,6 +58,12 @@ constexpr uint32_t handshake_base = 0xc6120000;  // 198.18.0.0/15: the handshaki
 constexpr double wire_overhead = 24;             // preamble 8, FCS 4, inter-frame gap 12
 const MacAddress router{2, 0, 0, 0, 0, 1};
 const UdpEndpoint relay{IpAddress::v4(0xc0000201), amt_udp_port};  // 192.0.2.1
+
+double thread_cpu_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
 
 double quantile(std::vector<double> v, double q) {
     if (v.empty()) return NAN;
@@ -362,11 +372,11 @@ void run_case(const EgressOptions& o, double load, std::vector<Result>& out) {
         // The worker, for real.
         const uint64_t before = wc.rx_packets.value() + wc.replicas.value() +
                                 wc.tx_packets.value() + total_drops(wc);
-        const auto start = std::chrono::steady_clock::now();
+        // The worker's CPU time: a preemption of this process on the shared machine is not
+        // the worker's (the link would have drained meanwhile in real time).
+        const double start = thread_cpu_ns();
         worker.poll_once(base + std::chrono::nanoseconds(static_cast<int64_t>(t)));
-        const double spent = std::chrono::duration<double, std::nano>(
-                                 std::chrono::steady_clock::now() - start)
-                                 .count();
+        const double spent = thread_cpu_ns() - start;
         const uint64_t after = wc.rx_packets.value() + wc.replicas.value() +
                                wc.tx_packets.value() + total_drops(wc);
         if (after != before) {

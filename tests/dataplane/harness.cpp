@@ -42,7 +42,12 @@ RingPort::RingPort(const std::string& name, uint16_t rx_queues, uint16_t tx_queu
 
 RingPort::~RingPort() {
     uint16_t id;
-    if (rte_eth_dev_get_port_by_name(name_.c_str(), &id) == 0) rte_eth_dev_close(id);
+    if (rte_eth_dev_get_port_by_name(name_.c_str(), &id) == 0) {
+        // A callback outlives the port: the next port with this id would call it.
+        for (const auto& limit : limits_)
+            rte_eth_remove_tx_callback(id, limit->queue, limit->callback);
+        rte_eth_dev_close(id);
+    }
     sent();
     for (rte_ring* r : rx_) {
         void* m;
@@ -64,7 +69,7 @@ void RingPort::inject(const Frame& frame, uint16_t rx_queue) {
 }
 
 void RingPort::limit_tx(uint16_t queue, unsigned descriptors) {
-    limits_.push_back(std::make_unique<TxLimit>(TxLimit{tx_[queue], descriptors}));
+    limits_.push_back(std::make_unique<TxLimit>(TxLimit{tx_[queue], descriptors, queue, nullptr}));
     uint16_t id;
     ASSERT_EQ(rte_eth_dev_get_port_by_name(name_.c_str(), &id), 0);
     const auto take = [](uint16_t, uint16_t, rte_mbuf** pkts, uint16_t n, void* arg) -> uint16_t {
@@ -79,7 +84,8 @@ void RingPort::limit_tx(uint16_t queue, unsigned descriptors) {
         }
         return k;
     };
-    ASSERT_NE(rte_eth_add_tx_callback(id, queue, take, limits_.back().get()), nullptr);
+    limits_.back()->callback = rte_eth_add_tx_callback(id, queue, take, limits_.back().get());
+    ASSERT_NE(limits_.back()->callback, nullptr);
 }
 
 std::vector<Frame> RingPort::sent() {

@@ -3,6 +3,7 @@
 // and reads what the relay sent from its TX rings, and helpers that build frames with the codec.
 #pragma once
 
+#include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
@@ -40,6 +41,8 @@ class RingPort {
     struct TxLimit {
         rte_ring* ring;
         unsigned descriptors;
+        uint16_t queue;
+        const rte_eth_rxtx_callback* callback;
     };
     std::vector<std::unique_ptr<TxLimit>> limits_;
 };
