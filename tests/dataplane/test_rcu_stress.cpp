@@ -148,7 +148,7 @@ TEST_P(RcuStress, ChurnWhileReplicating) {
 INSTANTIATE_TEST_SUITE_P(Workers, RcuStress,
                          ::testing::Values(StressCase{1, 0}, StressCase{2, 0}, StressCase{1, 120},
                                            StressCase{2, 120}, StressCase{1, 0, 48},
-                                           StressCase{1, 120, 48}, StressCase{2, 120, 48}),
+                                           StressCase{1, 120, 48}),
                          [](const auto& info) {
                              return std::to_string(info.param.workers) + "_workers_" +
                                     std::to_string(info.param.steady) + "_steady" +
