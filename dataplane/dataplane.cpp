@@ -37,7 +37,8 @@ PoolSizes size_pools(const DataplaneConfig& c, uint16_t ports, unsigned lcores) 
     const uint64_t caches = uint64_t{lcores} * 384;
     // Packet mbufs: every RX descriptor holds one; each worker buffers up to two TX bursts per
     // port; the control thread's replies and reports. Then the egress backlog (its input packets).
-    const uint64_t rx = uint64_t{port.rx_descriptors} * (workers * ports + (c.exception_port ? 1 : 0));
+    const uint64_t rx =
+        uint64_t{port.rx_descriptors} * (workers * ports + (c.exception_port ? 1 : 0));
     const uint64_t reserved = rx + workers * 3 * TxQueue::capacity + caches + 512;
     constexpr uint32_t default_backlog = 4096, min_backlog = 64;  // two RX bursts at least
     PoolSizes p{};
@@ -46,8 +47,8 @@ PoolSizes size_pools(const DataplaneConfig& c, uint16_t ports, unsigned lcores) 
     else if (c.packet_mbufs == 0 || c.packet_mbufs < reserved)
         p.backlog_packets = default_backlog;
     else
-        p.backlog_packets = static_cast<uint32_t>(
-            std::clamp<uint64_t>((c.packet_mbufs - reserved) / workers, min_backlog, default_backlog));
+        p.backlog_packets = static_cast<uint32_t>(std::clamp<uint64_t>(
+            (c.packet_mbufs - reserved) / workers, min_backlog, default_backlog));
     const uint64_t packets_needed = reserved + workers * p.backlog_packets;
     if (c.packet_mbufs != 0 && c.packet_mbufs < packets_needed) {
         throw std::invalid_argument(
@@ -61,10 +62,10 @@ PoolSizes size_pools(const DataplaneConfig& c, uint16_t ports, unsigned lcores) 
             ", or leave it out to size it from the queues");
     }
     // Every replica waiting in a TX ring holds a header; copies and replies use packet mbufs.
-    p.packet_mbufs = c.packet_mbufs != 0
-                         ? c.packet_mbufs
-                         : pool_size(packets_needed + uint64_t{port.tx_descriptors} * (workers + 1) +
-                                     c.control_ring_size);
+    p.packet_mbufs = c.packet_mbufs != 0 ? c.packet_mbufs
+                                         : pool_size(packets_needed +
+                                                     uint64_t{port.tx_descriptors} * (workers + 1) +
+                                                     c.control_ring_size);
     // Header mbufs: a TX ring full of chained replicas (one header per descriptor at most),
     // the TX buffer and one bulk allocation per worker, and the caches.
     const uint64_t headers_needed =

@@ -131,8 +131,8 @@ bool Replicator::replicate(FanOut& w, TxQueue& tx) {
                     m = copied_replica(w.pkt, inner, t);
                 } else {
                     if (next == have && w.left > 1) {
-                        have = std::min({header_bulk, w.left,
-                                         uint32_t{TxQueue::burst} - tx.pending()});
+                        have = std::min(
+                            {header_bulk, w.left, uint32_t{TxQueue::burst} - tx.pending()});
                         next = 0;
                         if (rte_pktmbuf_alloc_bulk(header_pool_, headers, have) != 0) have = 0;
                         for (uint32_t k = 0; k < have; ++k)

@@ -42,10 +42,10 @@ struct FanOut {
     InnerPacket inner;
     uint32_t chunk = 0;  // where the walk is: the chunk, and the tunnel in it
     uint32_t index = 0;
-    uint32_t left = 0;              // tunnels not walked yet
-    rte_mbuf* original = nullptr;   // what replicas chain to: pkt, or a copy past 16,384 refs
-    uint32_t slice_left = 0;        // replicas `original` still holds references for
-    uint32_t unused = 0;            // of those, references no replica took
+    uint32_t left = 0;             // tunnels not walked yet
+    rte_mbuf* original = nullptr;  // what replicas chain to: pkt, or a copy past 16,384 refs
+    uint32_t slice_left = 0;       // replicas `original` still holds references for
+    uint32_t unused = 0;           // of those, references no replica took
     bool chain = false;
 };
 

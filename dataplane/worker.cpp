@@ -153,7 +153,8 @@ uint16_t Worker::poll_once(Time now) {
     report_quiescent();
     const uint64_t end = rte_rdtsc();
     (n > 0 || waiting > 0 ? counters_.busy_cycles : counters_.idle_cycles).add(end - start);
-    if (intake_paused && last_poll_end_ != 0) counters_.intake_paused_cycles.add(end - last_poll_end_);
+    if (intake_paused && last_poll_end_ != 0)
+        counters_.intake_paused_cycles.add(end - last_poll_end_);
     last_poll_end_ = end;
     counters_.egress_backlog.store(backlog_count_, std::memory_order_relaxed);
     return n;
@@ -178,8 +179,7 @@ void Worker::fan_out(rte_mbuf* m, const InnerPacket& inner, const GatewaySet& se
                                ? set.chunk(0).tunnels()[0].size
                                : max_outer_header_size;
     const uint32_t octets = inner.length + outer + 24;  // + preamble, FCS and inter-frame gap
-    const uint32_t slot =
-        (backlog_head_ + backlog_count_) % static_cast<uint32_t>(backlog_.size());
+    const uint32_t slot = (backlog_head_ + backlog_count_) % static_cast<uint32_t>(backlog_.size());
     backlog_[slot] = {walk, poll_token_, poll_time_, octets};
     ++backlog_count_;
     backlog_octets_ += uint64_t{walk.left} * octets;

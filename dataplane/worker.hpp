@@ -50,9 +50,10 @@ struct WorkerLink {
 
 // The egress backlog's bounds, per worker.
 struct EgressBuffer {
-    uint64_t octets = 50'000ull * 25'000 / 8;  // link time: dataplane.egress_buffer_us at the link rate
-    uint32_t packets = 1024;                    // fan-outs waiting (input packets held)
-    uint32_t stall_us = 100'000;                // a walk without progress this long is given up
+    uint64_t octets =
+        50'000ull * 25'000 / 8;   // link time: dataplane.egress_buffer_us at the link rate
+    uint32_t packets = 1024;      // fan-outs waiting (input packets held)
+    uint32_t stall_us = 100'000;  // a walk without progress this long is given up
 };
 
 struct WorkerSetup {
@@ -175,7 +176,7 @@ class Worker : private ReplySink {
     uint32_t backlog_count_ = 0;
     uint64_t backlog_octets_ = 0;
     uint64_t poll_token_ = 0;  // RCU token read at the start of this poll
-    Time poll_time_{};  // the time poll_once() was given (the steady clock, or a test's)
+    Time poll_time_{};         // the time poll_once() was given (the steady clock, or a test's)
     uint64_t last_poll_end_ = 0;
     Time stall_{};
 };

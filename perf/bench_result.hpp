@@ -72,8 +72,8 @@ struct EgressOptions {
     size_t burst = 64;               // back-to-back packets per burst (an I-frame)
     size_t channels = 4;
     std::vector<double> loads = {10, 50, 90, 120};  // average egress, % of the link
-    double seconds = 2;          // virtual time of input per case
-    double request_rate = 2000;  // handshakes started per second during each case
+    double seconds = 2;                             // virtual time of input per case
+    double request_rate = 2000;     // handshakes started per second during each case
     uint32_t egress_buffer_us = 0;  // the relay's dataplane.egress_buffer_us; 0: its default
 };
 

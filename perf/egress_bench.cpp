@@ -107,7 +107,9 @@ class VirtualNic {
     const std::string& name() const { return name_; }
     rte_ring* rx() const { return rx_; }
     uint32_t descriptors_in_use() const { return in_use_; }
-    bool idle() const { return on_wire_ == nullptr && rte_ring_empty(tx_[0]) && rte_ring_empty(tx_[1]); }
+    bool idle() const {
+        return on_wire_ == nullptr && rte_ring_empty(tx_[0]) && rte_ring_empty(tx_[1]);
+    }
     double ns_per_octet() const { return ns_per_octet_; }
 
     // Transmits every frame that is finished by time t; `sent(m, start, finish)` sees each.
@@ -183,7 +185,8 @@ bool inject(rte_mempool* pool, rte_ring* rx, const std::vector<uint8_t>& frame,
             uint32_t packet_id = UINT32_MAX) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool);
     if (m == nullptr) return false;
-    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())));
+    auto* p =
+        reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())));
     std::memcpy(p, frame.data(), frame.size());
     if (packet_id != UINT32_MAX) {
         // The packet's number, first in its payload (the UDP checksum follows it).
@@ -217,7 +220,8 @@ void run_case(const EgressOptions& o, double load, std::vector<Result>& out) {
                                                  RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     if (input == nullptr) throw std::runtime_error("egress: input mempool");
 
-    DataplaneConfig config;  // the relay's defaults (pools, buffers) but for what the test bed needs
+    DataplaneConfig
+        config;  // the relay's defaults (pools, buffers) but for what the test bed needs
     config.port = nic.name();
     config.upstream_source_prefixes = {*IpPrefix::parse("198.51.100.0/24")};
     config.flow_table_size = 1024;
@@ -278,8 +282,10 @@ void run_case(const EgressOptions& o, double load, std::vector<Result>& out) {
     uint64_t replicas_on_wire = 0, other_frames = 0;
     double busy_ns = 0, wire_busy_ns = 0;
     uint32_t next_gateway = 0;
-    const uint64_t updates0 =
-        control.engine().counters().received[static_cast<size_t>(MessageType::membership_update)].value();
+    const uint64_t updates0 = control.engine()
+                                  .counters()
+                                  .received[static_cast<size_t>(MessageType::membership_update)]
+                                  .value();
 
     auto sent = [&](rte_mbuf* m, double start, double finish) {
         if (start < window) wire_busy_ns += std::min(finish, window) - start;
@@ -316,7 +322,8 @@ void run_case(const EgressOptions& o, double load, std::vector<Result>& out) {
             ReportBuilder b(report, Family::ipv4);
             const IpAddress group = IpAddress::v4(0xe8090909u);
             b.add_record(RecordType::allow_new_sources, group, std::span(&source, 1));
-            const size_t n = build_membership_update(msg, q.mac, q.nonce, ByteView(report, b.finish()));
+            const size_t n =
+                build_membership_update(msg, q.mac, q.nonce, ByteView(report, b.finish()));
             const UdpEndpoint gw{IpAddress::v4(dst), load_be16(ip + ipv4_header_size + 2)};
             if (finish < window &&
                 inject(input, nic.rx(), udp_frame(relay_mac, gw, relay, ByteView(msg, n))))
@@ -370,15 +377,15 @@ void run_case(const EgressOptions& o, double load, std::vector<Result>& out) {
             next_control = t + 1e6;
         }
         // The worker, for real.
-        const uint64_t before = wc.rx_packets.value() + wc.replicas.value() +
-                                wc.tx_packets.value() + total_drops(wc);
+        const uint64_t before =
+            wc.rx_packets.value() + wc.replicas.value() + wc.tx_packets.value() + total_drops(wc);
         // The worker's CPU time: a preemption of this process on the shared machine is not
         // the worker's (the link would have drained meanwhile in real time).
         const double start = thread_cpu_ns();
         worker.poll_once(base + std::chrono::nanoseconds(static_cast<int64_t>(t)));
         const double spent = thread_cpu_ns() - start;
-        const uint64_t after = wc.rx_packets.value() + wc.replicas.value() +
-                               wc.tx_packets.value() + total_drops(wc);
+        const uint64_t after =
+            wc.rx_packets.value() + wc.replicas.value() + wc.tx_packets.value() + total_drops(wc);
         if (after != before) {
             t += spent;
             if (t < window) busy_ns += spent;
@@ -427,8 +434,8 @@ void run_case(const EgressOptions& o, double load, std::vector<Result>& out) {
     put("dropped_replicas rx_missed", static_cast<double>(rx_missed * o.fanout), "count");
     dropped += rx_missed * o.fanout;
     put("dropped_replicas total", static_cast<double>(dropped), "count");
-    put("unaccounted replicas", static_cast<double>(offered) -
-                                   static_cast<double>(replicas_on_wire + dropped), "count");
+    put("unaccounted replicas",
+        static_cast<double>(offered) - static_cast<double>(replicas_on_wire + dropped), "count");
     put("link_utilisation", wire_busy_ns / window, "ratio");
     put("tunnel delivered min", min_ratio, "ratio");
     put("tunnel delivered max", max_ratio, "ratio");
@@ -438,7 +445,8 @@ void run_case(const EgressOptions& o, double load, std::vector<Result>& out) {
     put("worker busy", busy_ns / window, "ratio");
     put("requests sent", static_cast<double>(requests), "count");
     put("requests lost in RX", static_cast<double>(requests_missed), "count");
-    put("handshakes answered (Query on the wire)", static_cast<double>(queries) / o.seconds, "per s");
+    put("handshakes answered (Query on the wire)", static_cast<double>(queries) / o.seconds,
+        "per s");
     put("updates received by the control thread",
         static_cast<double>(control.engine()
                                 .counters()

@@ -61,8 +61,8 @@ class SteppedWorker {
 void add_gateways(TestRelay& relay, int from, int to) {
     FlowPublisher& publisher = relay.dp().control().publisher();
     for (int i = from; i < to; ++i)
-        publisher.apply({FlowOp::add_tunnel, flow, static_cast<EndpointId>(i), gw(i),
-                         relay.relay_v4()});
+        publisher.apply(
+            {FlowOp::add_tunnel, flow, static_cast<EndpointId>(i), gw(i), relay.relay_v4()});
     publisher.publish();
 }
 
@@ -115,8 +115,8 @@ TEST(Egress, PausedWalkKeepsItsSetThroughChangesAndRemoval) {
 
     // The set changes under the paused walk: gateways 0 and 99 leave, 100 joins.
     for (int g : {0, 99})
-        publisher.apply({FlowOp::remove_tunnel, flow, static_cast<EndpointId>(g), gw(g),
-                         relay.relay_v4()});
+        publisher.apply(
+            {FlowOp::remove_tunnel, flow, static_cast<EndpointId>(g), gw(g), relay.relay_v4()});
     add_gateways(relay, 100, 101);
     const uint64_t after_change = rte_rcu_qsbr_start(v);
     relay.dp().flows().reclaim();

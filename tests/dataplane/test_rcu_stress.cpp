@@ -134,7 +134,8 @@ TEST_P(RcuStress, ChurnWhileReplicating) {
     }
     uint64_t tx_full = 0;
     for (size_t w = 0; w < dp.worker_count(); ++w)
-        tx_full += dp.worker(w).counters().dropped[static_cast<size_t>(DataplaneDrop::tx_full)].value();
+        tx_full +=
+            dp.worker(w).counters().dropped[static_cast<size_t>(DataplaneDrop::tx_full)].value();
     // Not asserted: a walk is given up (tx_full) when this thread, the link, could not drain
     // for egress.stall_us, which a loaded machine decides.
     std::printf("workers: %u, rounds: %d, replicas checked: %llu, given up (tx_full): %llu\n",
