@@ -37,11 +37,11 @@ ControlThread::ControlThread(const ControlSetup& setup, const EngineConfig& engi
       neighbors_(neighbor_config(setup), *this),
       publisher_(flows, tunnels, next_hops, neighbors_.enabled() ? &neighbors_ : nullptr),
       ring_(control_ring),
-      tx_(setup.port, setup.tx_queue, counters, 32, setup.tx_lock),
+      tx_(setup.port, setup.tx_queue, counters, setup.tx_lock),
       next_hops_(next_hops),
       pool_(pool) {
     if (setup.upstream_port != setup.port)
-        upstream_tx_.emplace(setup.upstream_port, setup.tx_queue, counters, 32, setup.tx_lock);
+        upstream_tx_.emplace(setup.upstream_port, setup.tx_queue, counters, setup.tx_lock);
     next_hop_generation_ = {next_hops.v4.generation(), next_hops.v6.generation()};
 }
 

@@ -3,6 +3,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -20,7 +21,66 @@ int worker_main(void* arg) {
     delete ctx;
     return 0;
 }
+uint32_t pool_size(uint64_t n) {  // 2^k - 1: a mempool's best size
+    uint64_t size = 1023;
+    while (size < n)
+        size = size * 2 + 1;
+    return static_cast<uint32_t>(std::min<uint64_t>(size, 16'777'215));
+}
+
 }  // namespace
+
+PoolSizes size_pools(const DataplaneConfig& c, uint16_t ports, unsigned lcores) {
+    const PortSetup port{};
+    const uint64_t workers = c.workers;
+    // Mempool caches: up to 1.5 × 256 mbufs each per lcore may sit there.
+    const uint64_t caches = uint64_t{lcores} * 384;
+    // Packet mbufs: every RX descriptor holds one; each worker buffers up to two TX bursts per
+    // port; the control thread's replies and reports. Then the egress backlog (its input packets).
+    const uint64_t rx =
+        uint64_t{port.rx_descriptors} * (workers * ports + (c.exception_port ? 1 : 0));
+    const uint64_t reserved = rx + workers * 3 * TxQueue::capacity + caches + 512;
+    constexpr uint32_t default_backlog = 4096, min_backlog = 64;  // two RX bursts at least
+    PoolSizes p{};
+    if (c.egress_buffer_packets != 0)
+        p.backlog_packets = c.egress_buffer_packets;
+    else if (c.packet_mbufs == 0 || c.packet_mbufs < reserved)
+        p.backlog_packets = default_backlog;
+    else
+        p.backlog_packets = static_cast<uint32_t>(std::clamp<uint64_t>(
+            (c.packet_mbufs - reserved) / workers, min_backlog, default_backlog));
+    const uint64_t packets_needed = reserved + workers * p.backlog_packets;
+    if (c.packet_mbufs != 0 && c.packet_mbufs < packets_needed) {
+        throw std::invalid_argument(
+            "dataplane.packet_mbufs = " + std::to_string(c.packet_mbufs) + " cannot hold " +
+            std::to_string(rx) + " RX descriptors, the TX buffers and caches (" +
+            std::to_string(reserved - rx) + ") and an egress backlog of " +
+            std::to_string(p.backlog_packets) + " packets per worker (ports.workers = " +
+            std::to_string(workers) + ", dataplane.egress_buffer_packets): set " +
+            "dataplane.packet_mbufs to at least " + std::to_string(packets_needed) +
+            (c.egress_buffer_packets != 0 ? " or lower dataplane.egress_buffer_packets" : "") +
+            ", or leave it out to size it from the queues");
+    }
+    // Every replica waiting in a TX ring holds a header; copies and replies use packet mbufs.
+    p.packet_mbufs = c.packet_mbufs != 0 ? c.packet_mbufs
+                                         : pool_size(packets_needed +
+                                                     uint64_t{port.tx_descriptors} * (workers + 1) +
+                                                     c.control_ring_size);
+    // Header mbufs: a TX ring full of chained replicas (one header per descriptor at most),
+    // the TX buffer and one bulk allocation per worker, and the caches.
+    const uint64_t headers_needed =
+        workers * (port.tx_descriptors + TxQueue::capacity + 32) + caches + 256;
+    if (c.header_mbufs != 0 && c.header_mbufs < headers_needed) {
+        throw std::invalid_argument(
+            "dataplane.header_mbufs = " + std::to_string(c.header_mbufs) +
+            " cannot cover the TX rings of ports.workers = " + std::to_string(workers) + " (" +
+            std::to_string(port.tx_descriptors) + " descriptors each, plus TX buffers and " +
+            "per-lcore caches): set dataplane.header_mbufs to at least " +
+            std::to_string(headers_needed) + ", or leave it out to size it from the queues");
+    }
+    p.header_mbufs = c.header_mbufs != 0 ? c.header_mbufs : pool_size(headers_needed);
+    return p;
+}
 
 Dataplane::Dataplane(const DataplaneConfig& config)
     : config_(config), secrets_(std::chrono::steady_clock::now().time_since_epoch()) {
@@ -29,8 +89,9 @@ Dataplane::Dataplane(const DataplaneConfig& config)
         !config.upstream_port.empty() && config.upstream_port != config.port;
     const uint16_t upstream_id =
         separate_upstream ? Port::id_by_name(config.upstream_port) : port_id;
-    packet_pool_ = std::make_unique<Mempool>("amt_packets", config.packet_mbufs, packet_data_room);
-    header_pool_ = std::make_unique<Mempool>("amt_headers", config.header_mbufs, header_data_room);
+    pools_ = size_pools(config, separate_upstream ? 2 : 1, rte_lcore_count());
+    packet_pool_ = std::make_unique<Mempool>("amt_packets", pools_.packet_mbufs, packet_data_room);
+    header_pool_ = std::make_unique<Mempool>("amt_headers", pools_.header_mbufs, header_data_room);
     // One RX and one TX queue per worker on every port, plus a TX queue for the control thread;
     // a port with exactly one queue per worker (net_af_xdp on a single-channel interface) has the
     // control thread share the last worker's queue under a lock.
@@ -74,6 +135,21 @@ Dataplane::Dataplane(const DataplaneConfig& config)
         flows_->set_counters(flow_counters_.get());
     }
     control_ring_ = std::make_unique<Ring>("amt_control", config.control_ring_size);
+
+    // The egress backlog in octets of link time: the link's rate as configured, else as the
+    // port reports it (virtual devices report none, or a nominal 10 Gb/s).
+    double gbps = config.egress_link_gbps;
+    if (gbps <= 0) {
+        rte_eth_link link{};
+        gbps = rte_eth_link_get_nowait(port_id, &link) == 0 && link.link_speed != 0 &&
+                       link.link_speed != RTE_ETH_SPEED_NUM_UNKNOWN
+                   ? link.link_speed / 1000.0
+                   : 10.0;
+    }
+    egress_.octets = static_cast<uint64_t>(config.egress_buffer_us * gbps * 1000 / 8);
+    egress_.packets = pools_.backlog_packets;
+    // A walk that has not moved for twice the buffer's time is behind a link that stopped.
+    egress_.stall_us = std::max<uint32_t>(2 * config.egress_buffer_us, 10'000);
 
     ReplicationPolicy replication = config.replication;
     replication.chaining = replication.chaining && port_->multi_segment_tx();
@@ -145,6 +221,7 @@ Dataplane::Dataplane(const DataplaneConfig& config)
                       .rcu_thread_id = i,
                       .decrement_ttl = config.decrement_ttl,
                       .replication = replication,
+                      .egress = egress_,
                       .engine = config.engine};
         if (separate_upstream) {
             w.upstream = WorkerLink{

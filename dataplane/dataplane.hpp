@@ -27,8 +27,14 @@ struct DataplaneConfig {
     std::vector<IpPrefix> upstream_source_prefixes;
     std::optional<std::string> exception_port;  // net_tap vdev toward the kernel
     uint16_t workers = 1;                       // = RX queues
-    uint32_t packet_mbufs = 16383;
-    uint32_t header_mbufs = 16383;
+    // 0: sized from the queues (see size_pools); a number too small to work stops the start.
+    uint32_t packet_mbufs = 0;
+    uint32_t header_mbufs = 0;
+    // Egress backlog per worker (issue 13): bursts up to this much link time wait for the TX
+    // queue instead of being dropped; beyond it native multicast is refused whole.
+    uint32_t egress_buffer_us = 50'000;
+    uint32_t egress_buffer_packets = 0;  // fan-outs waiting; 0: 4,096, or what packet_mbufs leaves
+    double egress_link_gbps = 0;         // 0: the port's link speed (10 when it reports none)
     uint32_t flow_table_size = 65536;
     uint32_t control_ring_size = 4096;
     // The downstream router of each family: an IP resolved with ARP / ND, or a static MAC.
@@ -50,6 +56,16 @@ struct DataplaneConfig {
     bool count_flows = false;
 };
 
+// The mbuf pools and the egress backlog, sized from the queues that hold mbufs.
+struct PoolSizes {
+    uint32_t packet_mbufs;
+    uint32_t header_mbufs;
+    uint32_t backlog_packets;  // per worker
+};
+// Throws std::invalid_argument naming the keys (and the value that would work) when an explicit
+// pool cannot hold what the queues, the workers and the egress backlog need.
+PoolSizes size_pools(const DataplaneConfig& config, uint16_t ports_with_queues, unsigned lcores);
+
 class Dataplane {
   public:
     explicit Dataplane(const DataplaneConfig& config);
@@ -69,6 +85,8 @@ class Dataplane {
     SecretStore& secrets() { return secrets_; }
     NextHops& next_hops() { return next_hops_; }
     const Port& port() const { return *port_; }
+    const PoolSizes& pools() const { return pools_; }
+    const EgressBuffer& egress() const { return egress_; }
     const Port& upstream_port() const { return upstream_port_ ? *upstream_port_ : *port_; }
     const Port* exception_port() const { return exception_port_.get(); }
     WorkerCounters& control_counters() { return control_counters_; }
@@ -77,6 +95,8 @@ class Dataplane {
 
   private:
     DataplaneConfig config_;
+    PoolSizes pools_{};
+    EgressBuffer egress_;
     SecretStore secrets_;
     NextHops next_hops_;
     std::unique_ptr<Mempool> packet_pool_;

@@ -37,6 +37,13 @@ class Rcu {
     Rcu& operator=(const Rcu&) = delete;
     rte_rcu_qsbr* get() const { return v_; }
     uint32_t max_threads() const { return max_threads_; }
+    // A worker reads the token before its lookups; later it may report itself quiescent as of
+    // that token only (it still holds what it looked up since: a paused fan-out's set). This is
+    // rte_rcu_qsbr_quiescent with an older token; reports must never go backwards.
+    uint64_t token() const { return __atomic_load_n(&v_->token, __ATOMIC_ACQUIRE); }
+    void quiescent_since(uint32_t thread_id, uint64_t token) const {
+        __atomic_store_n(&v_->qsbr_cnt[thread_id].cnt, token, __ATOMIC_RELEASE);
+    }
 
   private:
     rte_rcu_qsbr* v_;

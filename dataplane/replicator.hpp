@@ -32,10 +32,21 @@ struct InnerPacket {
     uint8_t tos = 0;      // DSCP + ECN, copied to the outer header (checklist §8.5)
 };
 
-struct ReplicationResult {
-    uint32_t sent = 0;
-    uint16_t too_big = 0;       // tunnels skipped because the packet exceeds their MTU
-    uint16_t smallest_mtu = 0;  // the smallest such tunnel MTU (for one ICMP, checklist §2.10)
+// One inner packet's fan-out over a GatewaySet, which may stop where the TX queue is full and
+// go on from there at a later poll (issue 13): the walk's position and the mbufs it holds.
+// The set must outlive the walk: the worker keeps it from being freed (see Worker: a paused
+// walk holds back the worker's RCU quiescent state).
+struct FanOut {
+    rte_mbuf* pkt = nullptr;  // the worker's own reference to the inner packet
+    const GatewaySet* set = nullptr;
+    InnerPacket inner;
+    uint32_t chunk = 0;  // where the walk is: the chunk, and the tunnel in it
+    uint32_t index = 0;
+    uint32_t left = 0;             // tunnels not walked yet
+    rte_mbuf* original = nullptr;  // what replicas chain to: pkt, or a copy past 16,384 refs
+    uint32_t slice_left = 0;       // replicas `original` still holds references for
+    uint32_t unused = 0;           // of those, references no replica took
+    bool chain = false;
 };
 
 class Replicator {
@@ -44,13 +55,22 @@ class Replicator {
                WorkerCounters& counters)
         : header_pool_(header_pool), copy_pool_(copy_pool), policy_(policy), counters_(counters) {}
 
-    // Consumes `pkt` (its data must start at the inner IP header).
-    ReplicationResult replicate(rte_mbuf* pkt, const InnerPacket& inner, const GatewaySet& set,
-                                TxQueue& tx);
+    // A fan-out of `pkt` (its data must start at the inner IP header) over `set`; the walk
+    // takes the packet over.
+    FanOut start(rte_mbuf* pkt, const InnerPacket& inner, const GatewaySet& set) const;
+    // Walks on until the set is done (true: the packet is released) or the TX queue is full
+    // (false: call again later, with the same set).
+    bool replicate(FanOut& walk, TxQueue& tx);
+    // Gives up the rest of a walk (shutdown, or a link that stopped draining): its replicas
+    // not made are dropped for `reason`.
+    void abandon(FanOut& walk, DataplaneDrop reason);
 
   private:
     static constexpr uint32_t header_bulk = 32;
 
+    bool open_slice(FanOut& walk);
+    void close_slice(FanOut& walk);
+    void release(FanOut& walk);
     rte_mbuf* chained_replica(rte_mbuf* pkt, const InnerPacket& inner, const TunnelHeader& t);
     rte_mbuf* chain_header(rte_mbuf* hdr, rte_mbuf* pkt, const InnerPacket& inner,
                            const TunnelHeader& t);

@@ -58,19 +58,21 @@ Worker::Worker(const WorkerSetup& setup, const WorkerShared& shared)
       shared_(shared),
       flow_counters_(shared.flows.counters()),
       responder_(setup.engine, shared.secrets, shared.replies),
-      tx_(setup.downstream.port, setup.downstream.tx_queue, counters_, 32,
-          setup.downstream.tx_lock),
+      tx_(setup.downstream.port, setup.downstream.tx_queue, counters_, setup.downstream.tx_lock),
       replicator_(shared.header_pool, shared.packet_pool, setup.replication, counters_) {
     counters_.protocol = &responder_.counters();
     too_big_limiter_.configure(10, 10);  // per source: enough for PMTU discovery, no flood
     if (setup.upstream)
-        upstream_tx_.emplace(setup.upstream->port, setup.upstream->tx_queue, counters_, 32,
+        upstream_tx_.emplace(setup.upstream->port, setup.upstream->tx_queue, counters_,
                              setup.upstream->tx_lock);
     if (setup.exception_port)
         exception_tx_.emplace(*setup.exception_port, setup.exception_tx_queue, counters_);
+    backlog_.resize(std::max<uint32_t>(setup.egress.packets, 1));
+    stall_ = std::chrono::microseconds(setup.egress.stall_us);
 }
 
 Worker::~Worker() {
+    abandon_backlog();
     for (uint16_t i = 0; i < pending_count_; ++i)
         rte_pktmbuf_free(pending_[i].mbuf);
 }
@@ -138,14 +140,82 @@ uint16_t Worker::poll_link(const WorkerLink& link, bool upstream) {
 }
 
 uint16_t Worker::poll_once(Time now) {
-    (void)now;
     const uint64_t start = rte_rdtsc();
+    poll_time_ = now;
+    poll_token_ = shared_.rcu.token();  // before any lookup of this poll
+    const bool intake_paused = backlog_full();
+    const uint32_t waiting = backlog_count_;
+    tx_.flush();  // what the driver did not take last time, first
     uint16_t n = poll_link(setup_.downstream, false);
     if (setup_.upstream) n += poll_link(*setup_.upstream, true);
+    if (pending_count_ > 0) answer_handshakes(steady_now());  // replies before the backlog
+    drain_backlog();
     flush();
-    rte_rcu_qsbr_quiescent(shared_.rcu.get(), setup_.rcu_thread_id);
-    (n > 0 ? counters_.busy_cycles : counters_.idle_cycles).add(rte_rdtsc() - start);
+    report_quiescent();
+    const uint64_t end = rte_rdtsc();
+    (n > 0 || waiting > 0 ? counters_.busy_cycles : counters_.idle_cycles).add(end - start);
+    if (intake_paused && last_poll_end_ != 0)
+        counters_.intake_paused_cycles.add(end - last_poll_end_);
+    last_poll_end_ = end;
+    counters_.egress_backlog.store(backlog_count_, std::memory_order_relaxed);
     return n;
+}
+
+// A walk that waits holds its set past this poll: the worker is quiescent only as of the token
+// read before the oldest such walk looked its set up (every walk behind it is younger).
+void Worker::report_quiescent() {
+    if (backlog_count_ == 0) {
+        rte_rcu_qsbr_quiescent(shared_.rcu.get(), setup_.rcu_thread_id);
+    } else {
+        shared_.rcu.quiescent_since(setup_.rcu_thread_id, backlog_[backlog_head_].rcu_token);
+    }
+}
+
+void Worker::fan_out(rte_mbuf* m, const InnerPacket& inner, const GatewaySet& set) {
+    if (backlog_count_ == backlog_.size()) return drop(m, DataplaneDrop::egress_buffer_full);
+    FanOut walk = replicator_.start(m, inner, set);
+    // The common case: nothing waits, and the TX queue takes the whole fan-out.
+    if (backlog_count_ == 0 && replicator_.replicate(walk, tx_)) return;
+    const uint32_t outer = set.chunk_count() > 0 && set.chunk(0).count > 0
+                               ? set.chunk(0).tunnels()[0].size
+                               : max_outer_header_size;
+    const uint32_t octets = inner.length + outer + 24;  // + preamble, FCS and inter-frame gap
+    const uint32_t slot = (backlog_head_ + backlog_count_) % static_cast<uint32_t>(backlog_.size());
+    backlog_[slot] = {walk, poll_token_, poll_time_, octets};
+    ++backlog_count_;
+    backlog_octets_ += uint64_t{walk.left} * octets;
+}
+
+// Fan-outs that wait go on, oldest first, until the TX queue is full again.
+void Worker::drain_backlog() {
+    while (backlog_count_ > 0) {
+        Waiting& w = backlog_[backlog_head_];
+        const uint32_t left = w.walk.left;
+        const bool done = replicator_.replicate(w.walk, tx_);
+        backlog_octets_ -= uint64_t{left - w.walk.left} * w.replica_octets;
+        if (!done) {
+            if (w.walk.left != left) {
+                w.progress = poll_time_;
+                return;
+            }
+            if (poll_time_ - w.progress < stall_) return;
+            // The link has not taken a replica for egress.stall_us: give the walk up, so that
+            // it holds no set (and no RCU grace period) any longer.
+            backlog_octets_ -= uint64_t{w.walk.left} * w.replica_octets;
+            replicator_.abandon(w.walk, DataplaneDrop::tx_full);
+        }
+        backlog_head_ = (backlog_head_ + 1) % static_cast<uint32_t>(backlog_.size());
+        --backlog_count_;
+    }
+}
+
+void Worker::abandon_backlog() {
+    while (backlog_count_ > 0) {
+        replicator_.abandon(backlog_[backlog_head_].walk, DataplaneDrop::tx_full);
+        backlog_head_ = (backlog_head_ + 1) % static_cast<uint32_t>(backlog_.size());
+        --backlog_count_;
+    }
+    backlog_octets_ = 0;
 }
 
 void Worker::flush() {
@@ -162,6 +232,8 @@ void Worker::run(const std::atomic<bool>& stop) {
     while (!stop.load(std::memory_order_relaxed))
         poll_once(steady_now());
     flush();
+    // Offline, the worker may no longer hold sets: what still waits is dropped.
+    abandon_backlog();
     rte_rcu_qsbr_thread_offline(v, setup_.rcu_thread_id);
     rte_rcu_qsbr_thread_unregister(v, setup_.rcu_thread_id);
 }
@@ -350,6 +422,8 @@ void Worker::forward_multicast(rte_mbuf* m, size_t l2, Family family) {
         rte_pktmbuf_free(m);
         return;
     }
+    // The egress backlog is full: the packet is refused whole, never fanned out in part.
+    if (backlog_full()) return drop(m, DataplaneDrop::egress_buffer_full);
 
     // Router model (checklist §8.5): the inner TTL drops by one, once, before the fan-out.
     uint8_t& ttl = ip[v4 ? 8 : 7];
@@ -384,7 +458,7 @@ void Worker::forward_multicast(rte_mbuf* m, size_t l2, Family family) {
     inner.sum = inner_packet_sum(m, ip, length);
     counters_.multicast_in.add();
     count_flow(*set, length);
-    replicator_.replicate(m, inner, *set, tx_);
+    fan_out(m, inner, *set);
 }
 
 void Worker::fragment_and_replicate(rte_mbuf* m, size_t l2, uint16_t length, uint8_t tos,
@@ -410,7 +484,7 @@ void Worker::fragment_and_replicate(rte_mbuf* m, size_t l2, uint16_t length, uin
         counters_.fragments.add();
         const InnerPacket inner{static_cast<uint16_t>(frag_length),
                                 checksum_add(ByteView(out, frag_length)), tos};
-        replicator_.replicate(frag, inner, set, tx_);
+        fan_out(frag, inner, set);
     }
     rte_pktmbuf_free(m);
 }

@@ -9,6 +9,16 @@
 //     ARP / NS / NA from an on-link gateway's address      → a copy to the control ring
 //     anything else                                        → exception path (TAP to the kernel)
 //   then flush TX and report a quiescent state to RCU.
+//
+// Egress (issue 13). A fan-out stops where the TX queue is full and goes on at the next poll, so a
+// burst bigger than the NIC's ring waits instead of being dropped. Fan-outs waiting are the
+// egress backlog, in arrival order; it is bounded by link time (egress.octets) and by packets.
+// While it is full, native multicast is refused whole at intake (egress_buffer_full): every
+// tunnel of a flow loses the same packets, and RX keeps being polled, so AMT control traffic is
+// still answered. A walk that waits holds its GatewaySet across polls; the worker then reports
+// to RCU only the token read before that walk's lookup (Rcu::quiescent_since), so the set, and
+// the chunks it shares, outlive the walk. A walk that makes no progress for egress.stall_us (the
+// link stopped) is given up (tx_full), which bounds how long it can hold a grace period back.
 #pragma once
 
 #include <rte_mbuf.h>
@@ -38,6 +48,14 @@ struct WorkerLink {
     std::vector<IpAddress> addresses;  // answered for ARP / ND on this link
 };
 
+// The egress backlog's bounds, per worker.
+struct EgressBuffer {
+    uint64_t octets =
+        50'000ull * 25'000 / 8;   // link time: dataplane.egress_buffer_us at the link rate
+    uint32_t packets = 1024;      // fan-outs waiting (input packets held)
+    uint32_t stall_us = 100'000;  // a walk without progress this long is given up
+};
+
 struct WorkerSetup {
     WorkerLink downstream;               // gateways: AMT in, replicas and replies out
     std::optional<WorkerLink> upstream;  // sources, when on a port of their own
@@ -52,6 +70,7 @@ struct WorkerSetup {
     uint32_t rcu_thread_id = 0;
     bool decrement_ttl = true;
     ReplicationPolicy replication;
+    EgressBuffer egress;
     EngineConfig engine;  // for the HandshakeResponder
 };
 
@@ -83,14 +102,25 @@ class Worker : private ReplySink {
     // One received frame, from the downstream link or (upstream = true) the upstream one.
     void process(rte_mbuf* m, bool upstream);
     void flush();
+    // Gives up every fan-out still waiting (before the worker stops for good).
+    void abandon_backlog();
 
     WorkerCounters& counters() { return counters_; }
+    uint32_t backlog_packets() const { return backlog_count_; }
     HandshakeResponder& responder() { return responder_; }
     void set_refusing_new_endpoints(bool refusing) {
         responder_.set_refusing_new_endpoints(refusing);
     }
 
   private:
+    // A fan-out waiting for the TX queue.
+    struct Waiting {
+        FanOut walk;
+        uint64_t rcu_token;       // read before its set was looked up
+        Time progress;            // when it last sent a replica (or arrived)
+        uint32_t replica_octets;  // link octets of one replica (frame + preamble, FCS, gap)
+    };
+
     struct PendingHandshake {
         rte_mbuf* mbuf;
         MacAddress peer_mac;
@@ -107,6 +137,12 @@ class Worker : private ReplySink {
             flow_counters_->count(setup_.rcu_thread_id, set.counter_slot(), length);
     }
     static uint32_t inner_packet_sum(const rte_mbuf* m, const uint8_t* ip, uint16_t length);
+    bool backlog_full() const {
+        return backlog_octets_ >= setup_.egress.octets || backlog_count_ == backlog_.size();
+    }
+    void fan_out(rte_mbuf* m, const InnerPacket& inner, const GatewaySet& set);
+    void drain_backlog();
+    void report_quiescent();
     void fragment_and_replicate(rte_mbuf* m, size_t l2, uint16_t length, uint8_t tos,
                                 const GatewaySet& set);
     void send_packet_too_big(rte_mbuf* m, size_t l2, uint16_t length, uint16_t mtu);
@@ -141,6 +177,14 @@ class Worker : private ReplySink {
     std::array<PendingHandshake, burst_size> pending_{};
     std::array<Datagram, burst_size> handshakes_{};
     uint16_t pending_count_ = 0;
+    std::vector<Waiting> backlog_;  // a ring: backlog_count_ entries from backlog_head_
+    uint32_t backlog_head_ = 0;
+    uint32_t backlog_count_ = 0;
+    uint64_t backlog_octets_ = 0;
+    uint64_t poll_token_ = 0;  // RCU token read at the start of this poll
+    Time poll_time_{};         // the time poll_once() was given (the steady clock, or a test's)
+    uint64_t last_poll_end_ = 0;
+    Time stall_{};
 };
 
 }  // namespace amt

@@ -12,21 +12,22 @@
 
 namespace amt {
 
-#define AMT_DATAPLANE_DROPS(X)                                                                     \
-    X(no_flow)                   /* multicast with no listener: (S,G) and (*,G) both missing */    \
-    X(ttl_expired)               /* inner TTL / hop limit <= 1 before forwarding */                \
-    X(malformed_multicast)       /* bad or truncated inner IP header */                            \
-    X(too_big)                   /* inner packet larger than the tunnel MTU (ICMP sent for SSM) */ \
-    X(fragment_failed)           /* DF=0 packet that could not be fragmented */                    \
-    X(mbuf_exhausted)            /* no mbuf for a replica or a reply */                            \
-    X(tx_full)                   /* NIC TX queue full after the buffer flush */                    \
-    X(control_ring_full)         /* Update/Teardown dropped: the control thread is behind */       \
-    X(exception_unavailable)     /* for the kernel, but no ports.exception (full: tx_full) */      \
-    X(multicast_from_downstream) /* native multicast on the gateways' port (two ports) */          \
-    X(multicast_source_not_allowed) /* source outside upstream.source_prefixes */                  \
-    X(query_from_downstream)        /* IGMP/MLD query on the gateways' port (two ports) */         \
-    X(query_source_not_allowed)     /* one port: querier outside upstream.source_prefixes */       \
-    X(neighbor_unresolved) /* replica to an on-link gateway or next hop whose MAC is unknown */    \
+#define AMT_DATAPLANE_DROPS(X)                                                                   \
+    X(no_flow)               /* multicast with no listener: (S,G) and (*,G) both missing */      \
+    X(ttl_expired)           /* inner TTL / hop limit <= 1 before forwarding */                  \
+    X(malformed_multicast)   /* bad or truncated inner IP header */                              \
+    X(too_big)               /* inner packet larger than the tunnel MTU (ICMP sent for SSM) */   \
+    X(fragment_failed)       /* DF=0 packet that could not be fragmented */                      \
+    X(mbuf_exhausted)        /* no mbuf for a replica or a reply */                              \
+    X(tx_full)               /* NIC TX queue did not drain: egress stalled, or TX buffer full */ \
+    X(egress_buffer_full)    /* native multicast refused whole: the egress backlog is full */    \
+    X(control_ring_full)     /* Update/Teardown dropped: the control thread is behind */         \
+    X(exception_unavailable) /* for the kernel, but no ports.exception (full: tx_full) */        \
+    X(multicast_from_downstream)    /* native multicast on the gateways' port (two ports) */     \
+    X(multicast_source_not_allowed) /* source outside upstream.source_prefixes */                \
+    X(query_from_downstream)        /* IGMP/MLD query on the gateways' port (two ports) */       \
+    X(query_source_not_allowed)     /* one port: querier outside upstream.source_prefixes */     \
+    X(neighbor_unresolved) /* replica to an on-link gateway or next hop whose MAC is unknown */  \
     X(unknown_ethertype)
 
 enum class DataplaneDrop : uint8_t { AMT_DATAPLANE_DROPS(AMT_ENUM_VALUE) count_ };
@@ -48,10 +49,12 @@ struct alignas(64) WorkerCounters {
     Counter exception_packets;
     Counter arp_replies;
     Counter nd_replies;
-    Counter fragments;        // inner IPv4 fragments made for DF=0 packets over the tunnel MTU
-    Counter too_big_notices;  // ICMP Fragmentation Needed / Packet Too Big sent to sources
-    Counter busy_cycles;      // TSC cycles spent in loops that received packets
-    Counter idle_cycles;      // TSC cycles spent polling empty queues
+    Counter fragments;             // inner IPv4 fragments made for DF=0 packets over the tunnel MTU
+    Counter too_big_notices;       // ICMP Fragmentation Needed / Packet Too Big sent to sources
+    Counter busy_cycles;           // TSC cycles spent in loops that received packets
+    Counter idle_cycles;           // TSC cycles spent polling empty queues
+    Counter intake_paused_cycles;  // TSC cycles while the egress backlog was full
+    std::atomic<uint64_t> egress_backlog{0};  // fan-outs waiting for the TX queue (packets)
     std::array<Counter, dataplane_drop_count> dropped;
     ProtocolCounters* protocol = nullptr;  // the worker's HandshakeResponder counters
 

@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     app.add_option("--seconds", seconds, "measuring time per figure")->check(CLI::PositiveNumber);
     app.add_flag("--json", json, "print JSON instead of a table");
     app.add_option("--section", sections, "sections to run")
-        ->check(CLI::IsMember({"handshake", "replication", "scale", "flood"}));
+        ->check(CLI::IsMember({"handshake", "replication", "scale", "flood", "egress"}));
     app.add_option("--fanout", fanouts, "replication fan-outs");
     app.add_option("--payload", payloads, "replication UDP payload sizes (octets)");
     std::vector<std::string> families = {"4in4", "6in6"};
@@ -61,6 +61,29 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0, 120));
     app.add_option("--newcomers", flood.newcomers, "flood: gateways joining during it")
         ->check(CLI::Range(0, 120));
+    EgressOptions egress;
+    app.add_option("--link-gbps", egress.link_gbps, "egress: link rate of the port")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--tx-descriptors", egress.tx_descriptors,
+                   "egress: the worker's TX ring (a chained replica takes 2)")
+        ->check(CLI::Range(64, 65536));
+    app.add_option("--egress-payload", egress.payload, "egress: UDP payload octets")
+        ->check(CLI::Range(16, 1400));
+    app.add_option("--egress-fanout", egress.fanout, "egress: gateways per channel")
+        ->check(CLI::Range(1, 65536));
+    app.add_option("--burst", egress.burst, "egress: back-to-back packets per burst")
+        ->check(CLI::Range(1, 1024));
+    app.add_option("--egress-channels", egress.channels, "egress: channels")
+        ->check(CLI::Range(1, 1024));
+    app.add_option("--load", egress.loads, "egress: average egress, % of the link")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--egress-seconds", egress.seconds, "egress: virtual seconds of input per load")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--request-rate", egress.request_rate,
+                   "egress: handshakes started per (virtual) second")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--egress-buffer-us", egress.egress_buffer_us,
+                   "egress: the relay's dataplane.egress_buffer_us (0: its default)");
     CLI11_PARSE(app, argc, argv);
 
     std::string command;
@@ -85,6 +108,10 @@ int main(int argc, char** argv) {
         if (s == "scale") {
             need_eal();
             bench_scale(scale, results);
+        }
+        if (s == "egress") {
+            need_eal();
+            bench_egress(egress, results);
         }
         if (s == "flood") {
             need_eal();

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -61,7 +63,22 @@ struct FloodOptions {
     double retry_ms = 100;    // newcomers' Request retry until a Query comes
 };
 
+// The egress section (issue 13): a NIC-like port with a bounded TX ring drained at a link rate.
+struct EgressOptions {
+    double link_gbps = 25;
+    uint32_t tx_descriptors = 1024;  // the worker's TX ring; a chained replica takes 2
+    size_t payload = 1316;           // UDP payload octets of the stream
+    size_t fanout = 1024;            // gateways per channel
+    size_t burst = 64;               // back-to-back packets per burst (an I-frame)
+    size_t channels = 4;
+    std::vector<double> loads = {10, 50, 90, 120};  // average egress, % of the link
+    double seconds = 2;                             // virtual time of input per case
+    double request_rate = 2000;     // handshakes started per second during each case
+    uint32_t egress_buffer_us = 0;  // the relay's dataplane.egress_buffer_us; 0: its default
+};
+
 void bench_handshake(double seconds, std::vector<Result>& out);
+void bench_egress(const EgressOptions& options, std::vector<Result>& out);
 void bench_scale(const ScaleOptions& options, std::vector<Result>& out);
 void bench_flood(const FloodOptions& options, std::vector<Result>& out);
 // families: "4in4", "6in6", "4in6", "6in4" (inner multicast family in the gateway's family).

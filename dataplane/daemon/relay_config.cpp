@@ -443,6 +443,9 @@ RelayConfig parse_relay_config(const std::string& text, const std::string& origi
     dp.integer("flow_table_size", d.flow_table_size, 64, 16'777'216);
     dp.integer("control_ring_size", d.control_ring_size, 64, 1'048'576);
     dp.integer("copy_threshold", d.replication.copy_threshold, 0, 9216);
+    dp.integer("egress_buffer_us", d.egress_buffer_us, 100, 10'000'000);
+    dp.integer("egress_buffer_packets", d.egress_buffer_packets, 64, 1'048'576);
+    dp.number("egress_link_gbps", d.egress_link_gbps, 0);
     dp.reject_unknown();
     // Flow budgets the file does not set follow the table: one address may hold a 16th of it,
     // one endpoint a 64th, so no one address fills it (README, configuration reference).

@@ -292,9 +292,19 @@ void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
         family("amt_multicast_packets_total",
                "Native multicast packets that matched a flow and were replicated, per worker",
                MetricType::Counter);
+    MetricFamily backlog =
+        family("amt_egress_backlog_packets",
+               "Native multicast packets whose fan-out waits for the TX queue, per worker",
+               MetricType::Gauge);
+    MetricFamily paused =
+        family("amt_egress_intake_paused_seconds_total",
+               "Time the worker's egress backlog was full, refusing native multicast whole",
+               MetricType::Counter);
     for (size_t w = 0; w < dp_.worker_count(); ++w) {
         const WorkerCounters& c = dp_.worker(w).counters();
         const Labels labels = {{"worker", std::to_string(w)}};
+        add(backlog, static_cast<double>(c.egress_backlog.load(std::memory_order_relaxed)), labels);
+        add(paused, static_cast<double>(c.intake_paused_cycles.value()) / hz, labels);
         add(busy, static_cast<double>(c.busy_cycles.value()) / hz, labels);
         add(idle, static_cast<double>(c.idle_cycles.value()) / hz, labels);
         add(ratio, busy_ratio_[w].load(std::memory_order_relaxed), labels);
@@ -303,7 +313,8 @@ void RelayMetrics::collect_workers(std::vector<MetricFamily>& out) const {
         add(replica_bytes, static_cast<double>(c.replica_bytes.value()), labels);
         add(multicast_in, static_cast<double>(c.multicast_in.value()), labels);
     }
-    for (MetricFamily* f : {&busy, &idle, &ratio, &rx, &replicas, &replica_bytes, &multicast_in})
+    for (MetricFamily* f :
+         {&busy, &idle, &ratio, &rx, &replicas, &replica_bytes, &multicast_in, &backlog, &paused})
         out.push_back(std::move(*f));
 
     const auto total = [&](const char* name, const char* help, auto field) {

@@ -5,6 +5,7 @@
 #include <rte_eth_ring.h>
 #include <rte_lcore.h>
 
+#include <algorithm>
 #include <iterator>
 #include <stdexcept>
 
@@ -45,10 +46,13 @@ RingPort::~RingPort() {
     // rte_eth_from_rings made a vdev: removing the device (not only closing the port) frees its
     // name, so that the next relay of that name (--gtest_repeat) can be built.
     uint16_t id;
-    rte_eth_dev_info info{};
-    if (rte_eth_dev_get_port_by_name(name_.c_str(), &id) == 0 &&
-        rte_eth_dev_info_get(id, &info) == 0 && rte_dev_remove(info.device) != 0) {
-        rte_eth_dev_close(id);
+    if (rte_eth_dev_get_port_by_name(name_.c_str(), &id) == 0) {
+        // A callback outlives the port: the next port with this id would call it.
+        for (const auto& limit : limits_)
+            rte_eth_remove_tx_callback(id, limit->queue, limit->callback);
+        rte_eth_dev_info info{};
+        if (rte_eth_dev_info_get(id, &info) != 0 || rte_dev_remove(info.device) != 0)
+            rte_eth_dev_close(id);
     }
     sent();
     for (rte_ring* r : rx_) {
@@ -82,6 +86,26 @@ std::vector<Frame> RingPort::sent_on(uint16_t tx_queue) {
         rte_pktmbuf_free(m);
     }
     return out;
+}
+
+void RingPort::limit_tx(uint16_t queue, unsigned descriptors) {
+    limits_.push_back(std::make_unique<TxLimit>(TxLimit{tx_[queue], descriptors, queue, nullptr}));
+    uint16_t id;
+    ASSERT_EQ(rte_eth_dev_get_port_by_name(name_.c_str(), &id), 0);
+    const auto take = [](uint16_t, uint16_t, rte_mbuf** pkts, uint16_t n, void* arg) -> uint16_t {
+        const auto* limit = static_cast<const TxLimit*>(arg);
+        // The frames still in the ring are what the "NIC" has not sent yet; each is counted
+        // as a chained replica (two descriptors). Only the worker enqueues on this queue.
+        unsigned used = 2 * rte_ring_count(limit->ring);
+        uint16_t k = 0;
+        while (k < n && used + pkts[k]->nb_segs <= limit->descriptors) {
+            used += pkts[k]->nb_segs;
+            ++k;
+        }
+        return k;
+    };
+    limits_.back()->callback = rte_eth_add_tx_callback(id, queue, take, limits_.back().get());
+    ASSERT_NE(limits_.back()->callback, nullptr);
 }
 
 std::vector<Frame> RingPort::sent() {
@@ -174,8 +198,8 @@ TestRelay::TestRelay(const std::string& name, uint16_t workers, const EngineConf
     if (!separate_upstream && trust_test_sources && config.upstream_source_prefixes.empty())
         config.upstream_source_prefixes = test_source_prefixes();
     config.workers = workers;
-    config.packet_mbufs = 4095;
-    config.header_mbufs = 4095;
+    if (config.packet_mbufs == 0) config.packet_mbufs = 8191;
+    if (config.header_mbufs == 0) config.header_mbufs = 4095;
     if (config.flow_table_size == DataplaneConfig{}.flow_table_size) config.flow_table_size = 4096;
     if (!config.next_hop_v4) config.next_hop_v4_mac = gateway_mac;
     if (!config.next_hop_v6) config.next_hop_v6_mac = gateway_mac;

@@ -3,9 +3,11 @@
 // and reads what the relay sent from its TX rings, and helpers that build frames with the codec.
 #pragma once
 
+#include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,11 +32,22 @@ class RingPort {
     std::vector<Frame> sent();
     // The same for one TX queue (worker i sends on queue i, the control thread on the last).
     std::vector<Frame> sent_on(uint16_t tx_queue);
+    // Makes TX queue `queue` behave like a NIC ring of `descriptors` (a chained frame takes one
+    // per segment): a burst is taken only as far as there is room, the rest is the caller's
+    // again. sent() drains the ring, as the link would. Call after the relay started the port.
+    void limit_tx(uint16_t queue, unsigned descriptors);
 
   private:
     std::string name_;
     std::vector<rte_ring*> rx_;
     std::vector<rte_ring*> tx_;
+    struct TxLimit {
+        rte_ring* ring;
+        unsigned descriptors;
+        uint16_t queue;
+        const rte_eth_rxtx_callback* callback;
+    };
+    std::vector<std::unique_ptr<TxLimit>> limits_;
 };
 
 inline const MacAddress relay_mac_placeholder{};

@@ -37,7 +37,7 @@ next_hop_mac = "${gw_mac}"
 source_prefixes = ["192.0.2.2/32"]  # one port: the only host whose multicast is replicated
 [dataplane]
 packet_mbufs = 8191
-header_mbufs = 2047
+header_mbufs = 4095
 flow_table_size = 1024
 [af_xdp]
 interface = "r0"
