@@ -137,7 +137,7 @@ void run_flood(const FloodOptions& o, const Scenario& s, std::vector<Result>& ou
     config.port = port.name;
     config.workers = o.workers;
     config.packet_mbufs = 65535;  // replies waiting in the TX ring hold one each
-    config.header_mbufs = 0;  // sized from the TX rings
+    config.header_mbufs = 0;      // sized from the TX rings
     config.flow_table_size = 1024;
     config.next_hop_v4_mac = MacAddress{2, 0, 0, 0, 0, 2};
     config.engine.relay_addresses = {relay.ip};
