@@ -62,8 +62,7 @@ Rcu::~Rcu() {
     rte_free(v_);
 }
 
-FlowTable::FlowTable(const char* name, uint32_t capacity, Rcu& rcu)
-    : rcu_(rcu), capacity_(capacity) {
+FlowTable::FlowTable(const char* name, uint32_t capacity, Rcu& rcu) : capacity_(capacity) {
     rte_hash_parameters params{};
     params.name = name;
     params.entries = capacity;

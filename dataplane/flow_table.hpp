@@ -85,7 +85,6 @@ class FlowTable {
 
     rte_hash* hash_ = nullptr;
     rte_rcu_qsbr_dq* retired_sets_ = nullptr;  // sets and key slots waiting for a grace period
-    Rcu& rcu_;
     LatencyHistogram reclaim_delay_;
     uint64_t freed_slots_ = 0;
     uint32_t capacity_;
